@@ -60,7 +60,7 @@ def encode(w, fmt: LNSFormat, sigma_star: float):
     if bad.any():
         idx = np.argwhere(bad)[0]
         raise SpecError(
-            f"w must be finite and non-zero to encode, not {w[tuple(idx)]!r} at index {tuple(int(i) for i in idx)} "
+            f"w must be finite and non-zero to encode, not {float(w[tuple(idx)])!r} at index {tuple(int(i) for i in idx)} "
             f"({int(bad.sum())} such weights)"
         )
     rungs = -np.log(np.abs(w) / sigma_star) / fmt.eta0
@@ -83,17 +83,20 @@ def grad_to_bits(g, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.n
     subnormals are kept (rounded to the format's subnormal grid). Returns uint16 or uint32.
     """
     fmt = GradFormat(grad_format)
-    g32 = np.ascontiguousarray(g, dtype=np.float32)
+    g32 = np.asarray(g, dtype=np.float32)
+    shape = g32.shape
+    g32 = np.ascontiguousarray(g32).reshape(-1)
     if fmt is GradFormat.FLOAT32:
-        return g32.view(np.uint32).copy()
-    if fmt is GradFormat.FLOAT16:
+        out = g32.view(np.uint32).copy()
+    elif fmt is GradFormat.FLOAT16:
         with np.errstate(over="ignore"):
-            return g32.astype(np.float16).view(np.uint16)
-    u = g32.view(np.uint32).astype(np.uint64)
-    rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-    nan = np.isnan(g32)
-    quiet_nan = (u >> 16) | 0x0040
-    return np.where(nan, quiet_nan, rounded).astype(np.uint16)
+            out = g32.astype(np.float16).view(np.uint16)
+    else:
+        u = g32.view(np.uint32).astype(np.uint64)
+        rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
+        quiet_nan = (u >> 16) | 0x0040
+        out = np.where(np.isnan(g32), quiet_nan, rounded).astype(np.uint16)
+    return out.reshape(shape)
 
 
 def bits_to_grad(bits, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.ndarray:

@@ -1,0 +1,170 @@
+"""The ``lnsim`` command line: one command, one subcommand per job, the same spec options everywhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lnsim.spec import Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
+
+__all__ = ["main", "spec_options", "spec_from_args"]
+
+_DEFAULT_ETA0 = 0.001
+_DEFAULT_ETA = 0.01
+_DEFAULT_STAR_FACTOR = 8
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``lnsim: error: <message>``, exit status 2, no usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"lnsim: error: {message}\n")
+
+
+def _int_or_raw(text: str):
+    """Parse an int, or pass the raw text on so the spec names it in its own message."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _float_or_raw(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def spec_options(hardware: bool = False) -> argparse.ArgumentParser:
+    """A parent parser with the spec's options, named identically in every subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("spec")
+    g.add_argument("--bits", type=_int_or_raw, default=12, help="code width B, 2..24 (default 12)")
+    g.add_argument("--base", default="natural", help="'natural' (eta0) or 'pow2' (eta0 = ln2/2**frac-bits)")
+    g.add_argument("--eta0", type=_float_or_raw, default=None, help=f"base precision, natural base (default {_DEFAULT_ETA0})")
+    g.add_argument("--frac-bits", type=_int_or_raw, default=None, help="m for --base pow2, 0..16")
+    g.add_argument("--eta", type=_float_or_raw, default=None, help=f"learning rate, a multiple of eta0 (default {_DEFAULT_ETA})")
+    g.add_argument("--eta-star", type=_float_or_raw, default=None, help="largest step, a multiple of eta0 (default 8 x eta)")
+    g.add_argument("--eta-rungs", type=_int_or_raw, default=None, help="learning rate in rungs (instead of --eta)")
+    g.add_argument("--eta-star-rungs", type=_int_or_raw, default=None, help="largest step in rungs (instead of --eta-star)")
+    g.add_argument("--beta-shift", type=_int_or_raw, default=10, help="s, beta = 1 - 2**-s, 1..16 (default 10)")
+    g.add_argument("--no-bias-correction", action="store_true", help="do not divide the EMA by 1 - beta**t")
+    g.add_argument("--grad-format", default="bfloat16", help="bfloat16 (default), float16 or float32")
+    g.add_argument("--state-bits", type=_int_or_raw, default=32, help="second-moment state width (default 32)")
+    g.add_argument("--log-frac-bits", type=_int_or_raw, default=16, help="F, log-domain fraction bits (default 16)")
+    g.add_argument("--table-index-bits", type=_int_or_raw, default=7, help="a, log/antilog table index bits (default 7)")
+    if hardware:
+        g.add_argument("--lanes", type=_int_or_raw, default=1, help="elements per clock (default 1)")
+    return p
+
+
+def spec_from_args(args) -> Spec:
+    """Build and validate the :class:`Spec` named by parsed :func:`spec_options` arguments."""
+    base = args.base
+    if base == Base.POW2.value:
+        fmt = LNSFormat(bits=args.bits, base=base, frac_bits=args.frac_bits, eta0=args.eta0)
+    else:
+        eta0 = _DEFAULT_ETA0 if args.eta0 is None else args.eta0
+        fmt = LNSFormat(bits=args.bits, base=base, frac_bits=args.frac_bits, eta0=eta0)
+    if args.eta is not None and args.eta_rungs is not None:
+        raise SpecError("give eta or eta_rungs, not both")
+    if args.eta_star is not None and args.eta_star_rungs is not None:
+        raise SpecError("give eta_star or eta_star_rungs, not both")
+    if args.eta_rungs is not None:
+        eta = _rungs_to_value("eta_rungs", args.eta_rungs, fmt)
+    elif args.eta is not None:
+        eta = args.eta
+    elif fmt.base is Base.POW2:
+        eta = max(1, round(_DEFAULT_ETA / fmt.eta0)) * fmt.eta0
+    else:
+        eta = _DEFAULT_ETA
+    if args.eta_star_rungs is not None:
+        eta_star = _rungs_to_value("eta_star_rungs", args.eta_star_rungs, fmt)
+    elif args.eta_star is not None:
+        eta_star = args.eta_star
+    else:
+        eta_star = _DEFAULT_STAR_FACTOR * eta if isinstance(eta, float) else eta
+    cfg = MadamConfig(
+        eta=eta,
+        eta_star=eta_star,
+        beta_shift=args.beta_shift,
+        bias_correction=not args.no_bias_correction,
+        grad_format=args.grad_format,
+        state_bits=args.state_bits,
+        log_frac_bits=args.log_frac_bits,
+        table_index_bits=args.table_index_bits,
+    )
+    return Spec(fmt, cfg)
+
+
+def _rungs_to_value(name: str, rungs, fmt: LNSFormat) -> float:
+    if isinstance(rungs, bool) or not isinstance(rungs, int) or rungs < 1:
+        raise SpecError(f"{name} must be an integer >= 1, not {rungs!r}")
+    return rungs * fmt.eta0
+
+
+def _write_json(path: str, payload: dict) -> None:
+    try:
+        with open(path, "w") as f:
+            json.dump(payload, f, indent=2)
+            f.write("\n")
+    except OSError as e:
+        raise SpecError(f"json must be a writable file path, not {path!r} ({e.strerror})") from None
+
+
+def _cmd_info(args) -> int:
+    spec = spec_from_args(args)
+    s = spec.summary()
+    tb = s.pop("table_bits")
+    rows = [
+        ("format", spec.fmt.describe()),
+        ("code k", f"0..{s['code_max']} ({s['code_dtype']}; packed with sign: {s['packed_dtype']})"),
+        ("rung ratio", f"exp(-eta0) = {s['rung_ratio']:.9g}"),
+        ("dynamic range", f"exp((2**B - 1) * eta0) = {s['dynamic_range']:.6g}"),
+        ("eta", f"{s['eta']:.6g} = {s['eta_rungs']} rungs"),
+        ("eta_star", f"{s['eta_star']:.6g} = {s['eta_star_rungs']} rungs (clamp |g/gbar| at {s['clamp_ratio']:g})"),
+        ("beta", f"1 - 2**-{s['beta_shift']} = {s['beta']:.9g}"),
+        ("bias correction", "on" if s["bias_correction"] else "off"),
+        ("gradient format", s["grad_format"]),
+        ("state", f"{s['state_bits']} bits = {s['state_exp_bits']}-bit exponent + {s['state_man_bits']}-bit mantissa"),
+        ("log domain", f"F = {s['log_frac_bits']} fraction bits, tables of 2**{s['table_index_bits']} + 1 entries"),
+        ("update tables", f"log {tb['log']} + antilog {tb['antilog']} = {tb['update_total']} bits"),
+        ("decoder tables", f"{tb['decoder']} bits"),
+    ]
+    if getattr(args, "lanes", None) is not None:
+        rows.append(("lanes", str(args.lanes)))
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        _write_json(args.json, {"spec": s, "table_bits": tb})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lnsim`` argument parser with all subcommands."""
+    parser = _Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    info = sub.add_parser(
+        "info", parents=[spec_options()], help="print a spec's derived quantities and table sizes",
+        description="Print a spec's derived quantities and table sizes.",
+    )
+    info.add_argument("--json", metavar="FILE", help="also write them as JSON")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``lnsim`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as e:
+        print(f"lnsim: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
