@@ -255,6 +255,12 @@ class MadamConfig:
                 f"not {self.table_index_bits!r}"
             )
         lo = self.state_exp_bits + self.beta_shift + 8
+        if lo > 32:
+            raise SpecError(
+                f"beta_shift must be at most {32 - 8 - self.state_exp_bits} with grad_format "
+                f"{self.grad_format.value!r} (the 32-bit state needs a {self.state_exp_bits}-bit exponent and a "
+                f"mantissa of beta_shift + 8 bits), not {self.beta_shift!r}"
+            )
         _set(self, "state_bits", _check_int("state_bits", self.state_bits, lo, 32))
 
     @classmethod

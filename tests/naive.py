@@ -418,9 +418,8 @@ def naive_decode_bf16(fmt, sw: int, k: int, sigma_star) -> int:
 
     Notes
     -----
-    The page writes ``sh = 24 + hi``; that keeps only 7 significant bits and contradicts both the comment
-    "keep 8 significant bits" and the page's own ``ex`` formula. This model uses ``sh = 23 + hi``, the
-    only choice consistent with them (see the report accompanying this file).
+    ``sh = 23 + hi``: ``p`` has ``31 + hi`` bits, so this keeps 8 significant bits, matching the
+    ``ex = es + el + hi + 127`` line. (An earlier revision of the page wrote ``24 + hi``, which keeps 7.)
     """
     B = fmt.bits
     assert sw in (0, 1) and 0 <= k <= 2**B - 1
@@ -445,7 +444,7 @@ def naive_decode_bf16(fmt, sw: int, k: int, sigma_star) -> int:
     p = mus * mul
     assert 2**30 <= p < 2**32
     hi = p >> 31
-    sh = 23 + hi  # keep 8 significant bits (the page says 24 + hi: a typo, see Notes)
+    sh = 23 + hi  # keep 8 significant bits
     man = p >> sh
     rem = p & (2**sh - 1)
     half = 2 ** (sh - 1)
