@@ -354,12 +354,13 @@ def naive_update(spec, sw: int, k: int, gbits: int, st: int, log_eta: int, log_b
         Lg = LOGU((S16 - 2**15) << 1)  # log2 of |g|'s significand
         fv = Sm - 2 ** (WM - 1)  # WM - 1 fraction bits of v
         Lv = LOGU(fv >> (WM - 17) if WM >= 17 else fv << (17 - WM))  # log2 of v's significand
-        I = _clamp(2 * en - Em + 2 * MB - 1 + s, -64, 64)  # integer part of log2(g**2 / v)
+        I = _clamp(2 * en - Em + 2 * MB - 1 + s, -64, 64)  # log2(g**2 / v) less the significands' logs
         X = I * 2**F + 2 * Lg - Lv  # ~= 2**F * log2(g**2 / v)
-        assert -(2 ** (F + 8)) <= X < 2 ** (F + 8)  # fits F + 9 bits, signed
+        assert -(2 ** (F + 7)) <= X < 2 ** (F + 7)  # fits F + 8 bits, signed
 
         # ---- Stage 4: ratio to rung step ----
         Y = X + log_eta - log_bc
+        assert -(2 ** (F + 7)) <= Y < 2 ** (F + 7)  # fits F + 8 bits, signed
         q = Y >> (F + 1)
         ph = Y & (2 ** (F + 1) - 1)
         i = ph >> (F + 1 - a)
