@@ -5,14 +5,34 @@ tables only: no validation, no allocation, no floating point, no ``fastmath``. T
 (:mod:`lnsim.golden.madam`, :mod:`lnsim.golden.decoder`) validates, allocates and dispatches.
 
 The plain-Python originals stay importable as ``*_py`` for debugging and coverage.
+
+The update has two forms: :func:`update_element` (every stage value, for traces and RTL co-verification)
+and :func:`update_lean` (k, state and flags only, written so that LLVM vectorises it). ``update_kernel`` /
+``update_kernel_serial`` run the lean form in a loop generated and compiled per spec (see
+:func:`_make_update_loop`); ``update_kernel_reference*`` loop over :func:`update_element` and are what
+tests/test_kernel_equivalence.py checks the fast loops against, bit for bit.
 """
 
 from __future__ import annotations
 
+import threading
+import types as pytypes
+
 import numba
 import numpy as np
+from llvmlite import ir as llvm_ir
+from numba.core import types
+from numba.extending import intrinsic, overload
 
-__all__ = ["update_element", "update_kernel", "update_kernel_serial", "decode_kernel", "STAGE_NAMES"]
+__all__ = [
+    "update_element",
+    "update_lean",
+    "update_kernel",
+    "update_kernel_serial",
+    "update_kernel_reference",
+    "decode_kernel",
+    "STAGE_NAMES",
+]
 
 #: Names of the intermediate values returned by :func:`update_element` with ``trace``, in order.
 STAGE_NAMES = ("nan", "inf", "zero", "sg", "en", "S16", "Em", "Sm", "X", "Y", "n", "k_new", "st_new")
@@ -157,6 +177,396 @@ def _update_loop(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a
     return n_nan, n_inf
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The hot loop: a lean form of _update_element that LLVM vectorises (16 lanes of int32 on AVX-512).
+#
+# Numba types every integer operation as int64 and LLVM narrows only some of it back, and any int64 value
+# left in the loop halves the vector width or stops vectorisation. So the lean element keeps every value
+# in int32 explicitly:
+#   * ``_w(x)`` (a plain int in Python, an int32 cast when compiled) wraps every intermediate. Each value
+#     provably fits in int32 for every input (ranges noted below), so the cast never changes a value --
+#     except the two 32-bit words (gradient, state), which only go through shifts and masks that give the
+#     same bits whether the word is read as int32 or uint32.
+#   * ``_shl`` / ``_sar`` (plain shifts in Python) compile to 32-bit shifts, for variable shift amounts
+#     (LLVM cannot narrow those); every amount is in 0..31. ``_bit_length_lean`` compiles to ctlz.
+#   * ``_ix`` masks table indices to 13 bits (they are in 0..2**12), so Numba drops its negative-index
+#     wraparound and the gathers use 32-bit indices.
+#   * Branch-free selects (``a if c else b`` on precomputed values, ``&`` on bools, no ``and``/``or``).
+#   * Rounding shifts ``(x + 2**(d-1)) >> d`` are rewritten ``((x >> (d-1)) + 1) >> 1`` (same value for
+#     d >= 1), which never needs a 33rd bit.
+#   * Fewer gathers (each costs about a cycle per element on Zen 5): Lg is one load from a table indexed by
+#     the significand (MB <= 15), and each interpolation reads both ends from one packed int32 entry
+#     (:func:`packed_table`, checked exhaustively when built), so 3 loads per element instead of 6.
+#   * NaN/Inf counts accumulate in int32 per chunk: an int64 reduction would halve the vector width.
+# The loop itself (see _make_update_loop) is generated per spec: constants and tables are baked in as
+# compile-time constants, so LLVM folds the constant shifts and masks and -- crucially -- can prove the
+# table loads never alias the stores to k and state (with tables as arguments it refuses to vectorise).
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _w(x):
+    """``x`` as a 32-bit value (a Python int in Python; an int32 cast when compiled). Callers ensure it fits."""
+    return int(x)
+
+
+def _shl(x, n):
+    """``x << n`` for 0 <= n <= 31 and a result that fits in int32 (a 32-bit shift when compiled)."""
+    return x << n
+
+
+def _sar(x, n):
+    """``x >> n`` (arithmetic) for int32 x and 0 <= n <= 31 (a 32-bit shift when compiled)."""
+    return x >> n
+
+
+def _ix(x):
+    """A table index in 0 .. 2**12 (as is in Python; masked to 13 bits when compiled, which is exact)."""
+    return int(x)
+
+
+@overload(_w)
+def _w_jit(x):
+    if isinstance(x, (types.Integer, types.Boolean)):
+        return lambda x: np.int32(x)
+
+
+@intrinsic
+def _shl32(typingctx, x, n):
+    def codegen(context, builder, sig, args):
+        xv = context.cast(builder, args[0], sig.args[0], types.int32)
+        nv = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.shl(xv, nv)
+
+    return types.int32(x, n), codegen
+
+
+@intrinsic
+def _sar32(typingctx, x, n):
+    def codegen(context, builder, sig, args):
+        xv = context.cast(builder, args[0], sig.args[0], types.int32)
+        nv = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.ashr(xv, nv)
+
+    return types.int32(x, n), codegen
+
+
+@overload(_shl)
+def _shl_jit(x, n):
+    if isinstance(x, types.Integer) and isinstance(n, types.Integer):
+        return lambda x, n: _shl32(x, n)
+
+
+@overload(_sar)
+def _sar_jit(x, n):
+    if isinstance(x, types.Integer) and isinstance(n, types.Integer):
+        return lambda x, n: _sar32(x, n)
+
+
+@overload(_ix)
+def _ix_jit(x):
+    if isinstance(x, types.Integer):
+        return lambda x: np.int64(x) & 0x1FFF
+
+
+def _bit_length_lean(x):
+    """:func:`_bit_length` for 1 <= x < 2**31 (a count-leading-zeros instruction when compiled)."""
+    return int(x).bit_length()
+
+
+@intrinsic
+def _bit_length32(typingctx, x):
+    def codegen(context, builder, sig, args):
+        xv = context.cast(builder, args[0], sig.args[0], types.int32)
+        return builder.sub(llvm_ir.Constant(xv.type, 32), builder.ctlz(xv, llvm_ir.Constant(llvm_ir.IntType(1), 0)))
+
+    return types.int32(x), codegen
+
+
+@overload(_bit_length_lean)
+def _bit_length_lean_jit(x):
+    if isinstance(x, types.Integer):
+        return lambda x: _bit_length32(x)
+
+
+def _interp_lean(P, T, j, lo, sh, WIDE, RB, U, C, V, OFF):
+    """``t0 + (((t1 - t0) * lo) >> sh)`` for the pair ``t0, t1 = T[j], T[j + 1]``, 0 <= j < len(T) - 1.
+
+    ``RB > 0``: read both from the one entry ``P[j]`` of a packed table (:func:`packed_table`):
+    ``t0 = P[j] >> RB`` and ``t1 - t0 = ((((t0 >> U) * C) >> V) + (P[j] & (2**RB - 1)) + OFF``; one table
+    load instead of two. The product is formed in int64 only if ``WIDE`` (it may exceed int32).
+    """
+    if RB > 0:
+        pj = _w(P[_ix(j)])
+        t0 = _w(pj >> RB)
+        d = _w(_sar(_w(_w(t0 >> U) * C), V) + _w(pj & ((1 << RB) - 1)) + OFF)
+    else:
+        t0 = _w(T[_ix(j)])
+        d = _w(_w(T[_ix(j + 1)]) - t0)
+    r = _w((d * lo) >> sh) if WIDE else _sar(_w(d * lo), sh)
+    return _w(t0 + r)
+
+
+def packed_table(T):
+    """Pack the interpolation pairs of ``T`` into one int32 per entry, if they fit; see :func:`_interp_lean`.
+
+    Entry ``j`` (0 <= j < len(T) - 1) is ``T[j] << RB | (t1 - t0 - model - OFF)`` where the difference
+    ``t1 - t0 = T[j+1] - T[j]`` is predicted by ``model = (((T[j] >> U) * C) >> V)`` (``C = 0`` for no
+    model) and the residual stored in the ``RB`` low bits. Every entry is checked to decode exactly.
+
+    Returns ``(P, (RB, U, C, V, OFF))``, or ``(P, (0, 0, 0, 0, 0))`` (P unused) if nothing fits in 31 bits.
+    """
+    t = np.asarray(T, dtype=np.int64)
+    t0, d = t[:-1], np.diff(t)
+    none = (np.zeros(1, np.int32), (0, 0, 0, 0, 0))
+    if t0.size == 0 or t0.min() < 0:
+        return none
+    t0_bits = int(t0.max()).bit_length()
+    best = None
+    # Candidate models: none, and d ~ slope * t0 (the antilog table is geometric, so d is nearly proportional).
+    slope = float(np.dot(t0, d)) / max(float(np.dot(t0, t0)), 1.0)
+    cands = [(0, 0, 0)]
+    for U in range(0, t0_bits + 1):
+        top = int(t0.max()) >> U
+        for V in range(0, 31):
+            C = int(round(slope * 2.0 ** (U + V)))
+            if C == 0 or top * abs(C) >= 2**31:
+                continue
+            cands.append((U, C, V))
+    for U, C, V in cands:
+        r = d - (((t0 >> U) * C) >> V)
+        off = int(r.min())
+        rb = max(int(r.max()) - off, 1).bit_length()
+        if t0_bits + rb <= 31 and (best is None or rb < best[0]):
+            best = (rb, U, C, V, off)
+    if best is None:
+        return none
+    rb, U, C, V, off = best
+    P = (t0 << rb) | (d - (((t0 >> U) * C) >> V) - off)
+    # Decode every entry as the kernel does and check it.
+    pt0 = P >> rb
+    pd = (((pt0 >> U) * C) >> V) + (P & ((1 << rb) - 1)) + off
+    assert P.min() >= 0 and P.max() < 2**31 and (pt0 == t0).all() and (pd == d).all()
+    return P.astype(np.int32), best
+
+
+def log_significand_table(MB, LOG, a):
+    """``LOGU((S16 - 2**15) << 1)`` for every significand ``Sn = 2**MB + j``, j < 2**MB (MB <= 15): Lg."""
+    S16 = (np.arange(1 << MB, 2 << MB, dtype=np.int64)) << (15 - MB)
+    return np.array([_log_unit_py(int((x - (1 << 15)) << 1), LOG, a) for x in S16], dtype=np.int32)
+
+
+def _update_lean(sw, k, gbits, st, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG, LGT,
+                 LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG):
+    """:func:`_update_element` without the trace, in int32: returns ``(k_new, st_new, nan, inf)``.
+
+    Same results as ``_update_element`` for every ``gbits`` and ``st`` word (up to 32 bits), every code
+    ``0 <= k < 2**30`` (larger codes saturate to the same ``k_new`` as 2**30; the loop passes them clamped)
+    and ``|log_eta - log_bc| < 2**28``. ``st_new`` is the state word's bit pattern (as int32 when compiled).
+
+    Tables: ``LGT`` = :func:`log_significand_table` (Lg in one load; used if MB <= 15), ``LOGP`` / ``ALOGP``
+    = :func:`packed_table` of LOG / ALOG with their constants ``LOGPK`` / ``ALOGPK``. ``WLOG`` / ``WALOG``:
+    the log / antilog interpolation product may need more than 31 bits (:func:`_wide_products`).
+    """
+    EMAXF = (1 << (W - 1 - MB)) - 1
+    # Stage 1. The word is read through shifts and masks only, so int32 or uint32 gives the same fields.
+    g = _w(gbits)
+    sg = _w((g >> (W - 1)) & 1)
+    e = _w((g >> MB) & EMAXF)
+    m = _w(g & ((1 << MB) - 1))
+    top = e == EMAXF
+    nan = top & (m != 0)
+    inf = top & (m == 0)
+    e = _w(EMAXF - 1) if inf else e
+    m = _w((1 << MB) - 1) if inf else m
+    zero = (e == 0) & (m == 0)
+    S = _w(m + (1 << MB)) if e > 0 else m  # < 2**(MB+1) <= 2**24
+    x = e if e > 1 else _w(1)
+    S = _w(1) if zero else S
+    sh1 = _w(MB + 1 - _bit_length_lean(S))  # MB - p, in 0..MB
+    Sn = _shl(S, sh1)
+    en = _w(x - sh1)
+    S16 = _w((Sn << (15 - MB)) if MB <= 15 else (Sn >> (MB - 15)))  # in [2**15, 2**16)
+
+    # Stage 2. E < 2**23, M < 2**25 (WM <= 25).
+    E = _w((st >> WM) & ((1 << (32 - WM)) - 1))
+    M = _w(st & ((1 << WM) - 1))
+    M1 = _w(M - ((M + (1 << (s - 1))) >> s))
+    sqh = _w((S16 >> 1) * (S16 + (S16 & 1)))  # floor(S16**2 / 2) < 2**31
+    hi = _w(1) if sqh >= (1 << 30) else _w(0)  # sq >> 31
+    # Mt = (sqn + 2**(31-WM)) >> (32-WM) with sqn = sq << (1-hi); 29 - WM + hi >= 4.
+    Mt = _sar(_w(_sar(sqh, _w(29 - WM + hi)) + 1), 1)
+    Et = _w(2 * en + hi + (2 * MB - 1))
+    Mt = _w(0) if zero else Mt
+    Et = _w(0) if zero else Et
+    Em = E if E > Et else Et
+    dv = _w(Em - E)
+    dv = _w(31) if dv > 31 else dv
+    dt = _w(Em - Et)
+    dt = _w(31) if dt > 31 else dt
+    rv = _sar(_w(_sar(M1, _w((dv - 1) & 31)) + 1), 1)
+    Av = rv if dv > 0 else M1
+    rt = _sar(_w(_sar(Mt, _w((dt - 1) & 31)) + 1), 1)
+    At = rt if dt > 0 else Mt
+    Sm = _w(Av + At)  # < 2**(WM+1)
+    over = Sm >= (1 << WM)
+    under = (Sm < (1 << (WM - 1))) & (Em > 0)  # excludes over by itself
+    Sd = _w(Sm >> 1)
+    Su = _w(Sm << 1)
+    Sm = Sd if over else (Su if under else Sm)
+    Em = _w(Em + over - under)
+    sat = Em > EMAX
+    Sm = _w((1 << WM) - 1) if sat else Sm
+    Em = _w(EMAX) if sat else Em
+    st_new = _w((Em << WM) | Sm)  # the state word's bits (may set bit 31)
+
+    # Stage 3. fv < 0 happens only for a state word breaking the normalisation invariant; the reference's
+    # negative table indices (in -2**a .. -1) then wrap around, as NumPy/Numba indexing does.
+    sh = 16 - a
+    fg = _w((S16 - (1 << 15)) << 1)
+    if MB <= 15:
+        Lg = _w(LGT[_ix(Sn - (1 << MB))])
+    else:
+        Lg = _interp_lean(LOGP, LOG, _w(fg >> sh), _w(fg & ((1 << sh) - 1)), sh, WLOG, *LOGPK)
+    fv = _w(Sm - (1 << (WM - 1)))
+    fv = _w(0) if zero else fv
+    f16 = _w((fv >> (WM - 17)) if WM >= 17 else (fv << (17 - WM)))  # in [-2**16, 2**16)
+    lv = _w(f16 & ((1 << sh) - 1))
+    iv = _w(f16 >> sh)  # in -2**a .. 2**a - 1
+    jv = _w(iv + (1 << a) + 1) if iv < 0 else iv  # NumPy's wraparound; jv = 2**a only for iv = -1
+    jv = _w((1 << a) - 1) if jv == (1 << a) else jv
+    Lv = _interp_lean(LOGP, LOG, jv, lv, sh, WLOG, *LOGPK)
+    # iv = -1: the wrapped pair LOG[2**a] = 2**F, LOG[0] = 0, i.e. 2**F + ((-2**F * lv) >> sh), exactly:
+    Lw = _w((1 << F) - (lv << (F - sh))) if F >= sh else _w((1 << F) - ((lv + (1 << (sh - F)) - 1) >> (sh - F)))
+    Lv = Lw if iv == -1 else Lv
+    I = _w(2 * en - Em + (2 * MB - 1 + s))
+    I = _w(-64) if I < -64 else (_w(64) if I > 64 else I)
+    X = _w((I << F) + 2 * Lg - Lv)  # |X| < 2**27
+
+    # Stage 4.
+    Y = _w(X + _w(log_eta - log_bc))
+    q = _w(Y >> (F + 1))
+    ph = _w(Y & ((1 << (F + 1)) - 1))
+    sa = F + 1 - a
+    A = _interp_lean(ALOGP, ALOG, _w(ph >> sa), _w(ph & ((1 << sa) - 1)), sa, WALOG, *ALOGPK)  # < 2**26
+    qc = _w(-2) if q < -2 else (_w(23) if q > 23 else q)
+    n = _sar(_w(_sar(A, _w(23 - qc)) + 1), 1)
+    n = _w(SSTAR) if n > SSTAR else n
+    n = _w(0) if zero else n
+
+    # Stage 5: clamp(k + d, 0, KMAX) as min(k, KMAX - n) + n or min(max(k, n) - n, KMAX) (no overflow).
+    kmn = _w(KMAX - n)
+    up = _w((k if k < kmn else kmn) + n)
+    dn = _w((k if k > n else n) - n)
+    dn = dn if dn < KMAX else _w(KMAX)
+    k_new = up if sw == sg else dn
+    k_new = k if nan else k_new
+    st_new = _w(st) if nan else st_new
+    return k_new, st_new, nan, inf
+
+
+def _wide_products(LOG, ALOG, F, a):
+    """Whether the log / antilog interpolation products ``(t[i+1] - t[i]) * l`` can exceed int32.
+
+    For the log unit this includes the wrapped pair (index -1, 0) that an invalid state word can reach.
+    """
+    d_log = max(int(np.abs(np.diff(LOG.astype(np.int64))).max()), abs(int(LOG[-1]) - int(LOG[0])))
+    d_alog = int(np.abs(np.diff(ALOG.astype(np.int64))).max())
+    return d_log * ((1 << (16 - a)) - 1) >= 2**31, d_alog * ((1 << (F + 1 - a)) - 1) >= 2**31
+
+
+#: Elements per chunk of the generated loop: NaN/Inf counts accumulate in int32 within a chunk.
+_CHUNK = 8192
+
+
+def _make_update_loop(consts, LOG, ALOG, parallel):
+    """Compile the update loop for one datapath: constants and tables are frozen into the machine code.
+
+    SSTAR and KMAX stay run-time arguments, so formats that differ only in bits or eta0 (a sweep) share
+    one compiled loop.
+    """
+    W, MB, WM, EMAX, s, F, a = (int(c) for c in consts)
+    WLOG, WALOG = _wide_products(LOG, ALOG, F, a)
+    if int(LOG[0]) != 0 or int(LOG[-1]) != 1 << F:
+        raise ValueError("the log table must run from 0 to 2**F")
+    LOG = np.array(LOG, dtype=np.int32)
+    ALOG = np.array(ALOG, dtype=np.int32)
+    LGT = log_significand_table(MB, LOG, a) if MB <= 15 else np.zeros(1, np.int32)
+    LOGP, LOGPK = packed_table(LOG)
+    ALOGP, ALOGPK = packed_table(ALOG)
+    CH = _CHUNK
+    KCAP = 1 << 30  # codes above it (only in uint32 arrays, never valid) give the same k_new as KCAP
+
+    def update_loop(sign, k, grad, state, log_eta, log_bc, SSTAR, KMAX):
+        n = k.shape[0]
+        n_nan = 0
+        n_inf = 0
+        for c in numba.prange((n + CH - 1) // CH):
+            lo = c * CH
+            hi = min(lo + CH, n)
+            c_nan = np.int32(0)
+            c_inf = np.int32(0)
+            for j in range(lo, hi):
+                i = np.uint64(j)  # unsigned: no negative-index wraparound
+                k0 = k[i]
+                kc = np.int32(k0) if k0 < KCAP else np.int32(KCAP)
+                kn, sn, nan, inf = update_lean(
+                    np.int32(sign[i]), kc, grad[i], state[i], log_eta, log_bc,
+                    W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG,
+                )
+                k[i] = k0 if nan else kn
+                state[i] = sn
+                c_nan = np.int32(c_nan + nan)
+                c_inf = np.int32(c_inf + inf)
+            n_nan += c_nan
+            n_inf += c_inf
+        return n_nan, n_inf
+
+    # Numba's on-disk cache is keyed by the function (and its closure), not by the parallel flag.
+    update_loop = _renamed(update_loop, "_parallel" if parallel else "_serial")
+    return numba.njit(cache=True, nogil=True, parallel=parallel)(update_loop)
+
+
+_loops = {}
+_loops_lock = threading.Lock()
+
+
+def _update_loop_for(consts, LOG, ALOG, parallel):
+    key = (tuple(int(c) for c in consts), LOG.tobytes(), ALOG.tobytes(), bool(parallel))
+    fn = _loops.get(key)
+    if fn is None:
+        with _loops_lock:
+            fn = _loops.get(key)
+            if fn is None:
+                fn = _loops[key] = _make_update_loop(key[0], LOG, ALOG, parallel)
+    return fn
+
+
+def _fits_lean(log_eta, log_bc):
+    return abs(int(log_eta) - int(log_bc)) < 2**28
+
+
+def update_kernel(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
+    """Update flat arrays in place (multi-threaded); returns (number of NaN gradients, number of Inf gradients).
+
+    Same arguments and results as :func:`update_kernel_reference`; runs the loop compiled for these
+    constants and tables (compiled on first use, cached on disk).
+    """
+    if not _fits_lean(log_eta, log_bc):
+        return update_kernel_reference(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG)
+    return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, True)(
+        sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
+    )
+
+
+def update_kernel_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
+    """:func:`update_kernel` on one thread."""
+    if not _fits_lean(log_eta, log_bc):
+        return update_kernel_reference_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG)
+    return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, False)(
+        sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
+    )
+
+
 def _decode_element(sw, k, es, mus, pow2, m, h, LO_E, LO_MU, HI_E, HI_MU):
     """Weight decoder (docs/datapath.md): sign and code to bfloat16 bits of +-sigma_star * exp(-k * eta0)."""
     if pow2:
@@ -193,12 +603,30 @@ def _decode_loop(sign, k, out, es, mus, pow2, m, h, LO_E, LO_MU, HI_E, HI_MU):
 
 
 update_element_py = _update_element
+_log_unit_py = _log_unit
 decode_element_py = _decode_element
 update_element = _jit(_update_element)
 decode_element = _jit(_decode_element)
 _bit_length = _jit(_bit_length)
 _log_unit = _jit(_log_unit)
 _antilog_unit = _jit(_antilog_unit)
-update_kernel = numba.njit(cache=True, nogil=True, parallel=True)(_update_loop)
-update_kernel_serial = numba.njit(cache=True, nogil=True)(_update_loop)
+update_lean_py = _update_lean
+_lean_jit = numba.njit(cache=True, nogil=True)  # inlined by LLVM, not by Numba (faster to compile)
+_interp_lean = _lean_jit(_interp_lean)
+update_lean = _jit(_update_lean)  # Numba-inlined: it takes the tables (arrays)
+
+
+def _renamed(fn, suffix):
+    """A copy of ``fn`` with ``suffix`` on its name: Numba's on-disk cache is keyed by the function's name and
+    code but not by the ``parallel`` flag, so one function jitted both ways would share (and swap) entries."""
+    g = pytypes.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    g.__qualname__ = fn.__qualname__ + suffix
+    g.__doc__ = fn.__doc__
+    return g
+
+
+#: The element-by-element loop over :func:`update_element` (the straightforward form, not vectorised); the
+#: reference the generated loops are tested against, and the fallback for out-of-range step scalars.
+update_kernel_reference = numba.njit(cache=True, nogil=True, parallel=True)(_renamed(_update_loop, "_parallel"))
+update_kernel_reference_serial = numba.njit(cache=True, nogil=True)(_renamed(_update_loop, "_serial"))
 decode_kernel = numba.njit(cache=True, nogil=True, parallel=True)(_decode_loop)
