@@ -172,3 +172,12 @@ def test_weight_decoder_is_within_one_bfloat16_ulp(fmt):
     assert diff.max() <= 1
     assert (diff == 0).mean() >= 0.99
     assert np.array_equal(bits >> 15, sign)
+
+
+@pytest.mark.parametrize("word", [1023 << 22, (1 << 22) | 5, (700 << 22) | ((1 << 21) - 1)])
+def test_invalid_state_words_are_rejected(word):
+    sign = np.zeros(2, np.uint8)
+    k = np.zeros(2, np.uint16)
+    state = np.array([0, word], np.uint32)
+    with pytest.raises(SpecError, match=f"state must hold valid second-moment words .* not {word:#x}"):
+        GoldenMadam(sign, k, SPEC, 1.0, state=state)

@@ -54,8 +54,16 @@ class GoldenMadam:
         state = np.asarray(state)
         if state.shape != k.shape or state.dtype != np.uint32:
             raise SpecError(f"state must be a uint32 array of shape {k.shape}, not {state.dtype} {state.shape}")
-        if state.size and int((state >> np.uint32(spec.cfg.state_man_bits)).max()) > spec.state_exp_max:
-            raise SpecError(f"state must fit in state_bits={spec.cfg.state_bits} bits")
+        if state.size:
+            wm = spec.cfg.state_man_bits
+            e, m = state >> np.uint32(wm), state & np.uint32(2**wm - 1)
+            bad = (e > spec.state_exp_max) | ((e >= 1) & (m < 2 ** (wm - 1)))
+            if bad.any():
+                word = int(state[bad].flat[0])
+                raise SpecError(
+                    f"state must hold valid second-moment words ({spec.cfg.state_bits} bits, mantissa normalised "
+                    f"when the exponent is >= 1; docs/datapath.md stage 2), not {word:#x}"
+                )
         self.state = np.ascontiguousarray(state).copy()
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
             raise SpecError(f"t must be an integer >= 0, not {t!r}")
