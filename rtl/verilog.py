@@ -1,0 +1,89 @@
+"""Plain Verilog of the update unit and the weight decoder, with a header giving the full configuration."""
+
+from __future__ import annotations
+
+import json
+
+from amaranth.back import verilog
+from amaranth.lib import data
+
+from lnsim import tables
+from lnsim.spec import LNSFormat, Spec
+
+from .decode_unit import DecodeUnit
+from .update_unit import UpdateUnit
+
+__all__ = ["generate_verilog", "generate_decoder_verilog"]
+
+
+def _fields(layout: data.StructLayout) -> str:
+    """``name [hi:lo]`` for each field of one lane, from the LSB."""
+    return ", ".join(f"{name} [{f.offset + f.width - 1}:{f.offset}]" for name, f in layout)
+
+
+def _payload_lines(port: str, direction: str, layout: data.StructLayout, lanes: int) -> list[str]:
+    L = layout.size
+    return [
+        f"  {port:<12} {direction:<4} [{lanes * L - 1}:0]  lane j at [j*{L} +: {L}], j = 0..{lanes - 1}; "
+        f"per lane from the LSB:",
+        f"  {'':<12} {'':<4} {_fields(layout)}",
+    ]
+
+
+def _header(title: str, config: list[str], ports: list[str]) -> str:
+    lines = [title, "", *config, "", "Ports (clk, rst: clock and synchronous active-high reset):", *ports]
+    return "".join(f"// {line}".rstrip() + "\n" for line in lines)
+
+
+def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_unit") -> str:
+    """Verilog of :class:`~lnsim_rtl.UpdateUnit` for ``spec`` (through Amaranth's Yosys back end).
+
+    The module is named ``name``; a ``//`` header states the full configuration (``spec.summary()``, as
+    ``key = value`` lines and as one JSON line), the lanes, the latency and the port layout.
+    """
+    unit = UpdateUnit(spec, lanes=lanes)
+    summary = spec.summary()
+    w = unit.widths
+    config = [f"{key} = {json.dumps(value)}" for key, value in summary.items()]
+    config += [
+        f"lanes = {unit.lanes}",
+        f"latency = {unit.latency} cycles (one register after each of the 5 stages); "
+        f"throughput one update per lane per cycle",
+        f"spec.summary() = {json.dumps(summary, sort_keys=True)}",
+    ]
+    ports = [
+        "  i__valid     in   1     input stream handshake (i__ready out)",
+        *_payload_lines("i__payload", "in", unit.lane_in, unit.lanes),
+        "  o__valid     out  1     output stream handshake (o__ready in)",
+        *_payload_lines("o__payload", "out", unit.lane_out, unit.lanes),
+        f"  log_eta      in   [{w.F + 5}:0]  round(2**F * 2 * log2(eta_rungs)), sampled with each accepted input",
+        f"  log_bc       in   [{w.F + 4}:0]  round(2**F * -log2(1 - beta**t)), sampled with each accepted input",
+    ]
+    title = f"{name}: B-bit Madam update unit (lnsim_rtl.UpdateUnit; docs/datapath.md, docs/rtl.md)"
+    return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)
+
+
+def generate_decoder_verilog(fmt: LNSFormat, *, lanes: int = 1, name: str = "lnsim_decode_unit") -> str:
+    """Verilog of :class:`~lnsim_rtl.DecodeUnit` for ``fmt``, with a ``//`` header like :func:`generate_verilog`."""
+    unit = DecodeUnit(fmt, lanes=lanes)
+    lo, hi = tables.ladder_tables(fmt)
+    config = [
+        f"bits = {fmt.bits}",
+        f"base = {json.dumps(fmt.base.value)}",
+        f"eta0 = {json.dumps(fmt.eta0)}",
+        f"frac_bits = {json.dumps(fmt.frac_bits)}",
+        f"ladder_split = {json.dumps(None if hi is None else tables.ladder_split(fmt))}",
+        f"ladder_entries = LO {len(lo[0])}" + ("" if hi is None else f", HI {len(hi[0])}"),
+        f"lanes = {unit.lanes}",
+        f"latency = {unit.latency} cycles (ladder lookup, scaling); throughput one weight per lane per cycle",
+    ]
+    ports = [
+        "  i__valid     in   1     input stream handshake (i__ready out)",
+        *_payload_lines("i__payload", "in", unit.lane_in, unit.lanes),
+        "  o__valid     out  1     output stream handshake (o__ready in)",
+        *_payload_lines("o__payload", "out", unit.lane_out, unit.lanes),
+        "  sigma_es     in   [9:0]   signed; sigma_star ~= sigma_mus * 2**(sigma_es - 15), sampled with each input",
+        "  sigma_mus    in   [15:0]  in [2**15, 2**16) (lnsim.golden.sigma_star_fixed)",
+    ]
+    title = f"{name}: LNS weight decoder to bfloat16 (lnsim_rtl.DecodeUnit; docs/datapath.md, docs/rtl.md)"
+    return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)
