@@ -13,6 +13,8 @@ __all__ = ["main", "spec_options", "spec_from_args"]
 _DEFAULT_ETA0 = 0.001
 _DEFAULT_ETA = 0.01
 _DEFAULT_STAR_FACTOR = 8
+#: Most lanes the hardware subcommands accept.
+_MAX_LANES = 64
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,6 +145,115 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _check_int_option(name: str, value, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise SpecError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    return value
+
+
+def _hardware(args) -> tuple[Spec, int]:
+    return spec_from_args(args), _check_int_option("lanes", args.lanes, 1, _MAX_LANES)
+
+
+def _cmd_verilog(args) -> int:
+    spec, lanes = _hardware(args)
+    if not args.name.isidentifier():
+        raise SpecError(f"name must be a Verilog identifier, not {args.name!r}")
+    from lnsim_rtl import generate_verilog
+
+    text = generate_verilog(spec, lanes=lanes, name=args.name)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        try:
+            with open(args.output, "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise SpecError(f"output must be a writable file path, not {args.output!r} ({e.strerror})") from None
+        print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)", file=sys.stderr)
+    if args.lint:
+        if args.output in (None, "-"):
+            raise SpecError("lint needs -o FILE")
+        from lnsim_testbenches import runner
+
+        status, messages = runner.lint(args.output)
+        waived = ", ".join(runner.LINT_WAIVERS)
+        if status != 0:
+            print(messages, file=sys.stderr)
+            print(f"lnsim verilog: Verilator lint (-Wall, waived: {waived}) failed", file=sys.stderr)
+            return 1
+        print(f"Verilator lint: clean (-Wall, waived: {waived})", file=sys.stderr)
+    return 0
+
+
+class _ProgressLine:
+    """Progress of a verify run on stderr: one line per test, rewritten in place on a terminal."""
+
+    def __init__(self, stream=None, period: float = 1.0):
+        self._stream = sys.stderr if stream is None else stream
+        self._period = period
+        self._tty = self._stream.isatty()
+        self._last = {}
+
+    def __call__(self, test: str, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        finished = done >= total
+        if not finished and now - self._last.get(test, -1e9) < self._period:
+            return
+        self._last[test] = now
+        pct = 100.0 * done / total if total else 100.0
+        line = f"lnsim verify: {test} {done:,}/{total:,} vectors ({pct:.0f}%)"
+        if self._tty:
+            self._stream.write("\r" + line + ("\n" if finished else ""))
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+def _cmd_verify(args) -> int:
+    spec, lanes = _hardware(args)
+    vectors = _check_int_option("vectors", args.vectors, 1, 10**9)
+    seed = _check_int_option("seed", args.seed, 0, 2**63 - 1)
+    from lnsim_testbenches import runner, verify
+
+    if args.inject_fault:
+        try:
+            runner.fault_tables(spec, args.inject_fault)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
+
+    def log(message):
+        print(f"lnsim verify: {message}", file=sys.stderr)
+
+    try:
+        r = verify.verify(spec, lanes=lanes, vectors=vectors, seed=seed, report_dir=args.report_dir,
+                          stalls="none" if args.no_stalls else "random", exhaustive=args.exhaustive,
+                          fault=args.inject_fault, progress=_ProgressLine(), log=log)
+    except runner.BenchError as e:
+        print(f"lnsim: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"configuration     {spec.fmt.describe()}, {spec.cfg.grad_format.value} gradients, {lanes} lane(s), "
+          f"latency {r['latency']} cycles")
+    print(f"vectors checked   {r['vectors']:,}")
+    print(f"vectors/s         {r['vectors_per_second']:,.0f}")
+    print(f"mismatches        {r['mismatches']:,}")
+    failed = r["mismatches"] > 0 or bool(r["errors"]) or "report" in r
+    for e in r["errors"]:
+        print(f"error             {e}")
+    if "first_differing_stage" in r:
+        print(f"first differing   {r['first_differing_stage']['summary']}")
+    if failed:
+        if r.get("vcd"):
+            print(f"VCD trace         {r['vcd']}")
+        if r.get("report"):
+            print(f"mismatch report   {r['report']}")
+    if args.json:
+        _write_json(args.json, {**r, "spec": spec.summary()})
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``lnsim`` argument parser with all subcommands."""
     parser = _Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
@@ -153,6 +264,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("--json", metavar="FILE", help="also write them as JSON")
     info.set_defaults(func=_cmd_info)
+
+    verilog = sub.add_parser(
+        "verilog", parents=[spec_options(hardware=True)], help="write the update unit as plain Verilog",
+        description="Write the update unit (lnsim_rtl.UpdateUnit) as plain Verilog, with a header comment "
+                    "giving the configuration and latency.",
+    )
+    verilog.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    verilog.add_argument("--name", default="lnsim_update_unit", help="module name (default lnsim_update_unit)")
+    verilog.add_argument("--lint", action="store_true", help="also lint it with Verilator (-Wall, named waivers)")
+    verilog.set_defaults(func=_cmd_verilog)
+
+    verify = sub.add_parser(
+        "verify", parents=[spec_options(hardware=True)],
+        help="co-simulate the generated Verilog (Verilator, cocotb) against the golden model",
+        description="Build the update unit's Verilog in Verilator (cached per configuration) and check it bit "
+                    "for bit against the golden model: random vectors with evolving state and random stalls, "
+                    "directed corners and a reset mid-stream. Exits 1 on any mismatch, after writing a "
+                    "report of the first mismatching vectors and a VCD trace, and naming the first pipeline "
+                    "stage that differs from the golden model.",
+    )
+    verify.add_argument("--vectors", type=_int_or_raw, default=100_000, help="random vectors (default 100000)")
+    verify.add_argument("--seed", type=_int_or_raw, default=0, help="random seed (default 0)")
+    verify.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    verify.add_argument("--report-dir", metavar="DIR", default="lnsim-verify-report",
+                        help="where a mismatch report and VCD go (default ./lnsim-verify-report)")
+    verify.add_argument("--exhaustive", action="store_true",
+                        help="also run all 2**16 gradient bit patterns (16-bit gradient formats)")
+    verify.add_argument("--no-stalls", action="store_true", help="no random valid/ready stalls")
+    # Test-only: build the RTL with one table entry changed (e.g. antilog:5), to show the bench fails.
+    verify.add_argument("--inject-fault", metavar="TABLE:INDEX", default=None, help=argparse.SUPPRESS)
+    verify.set_defaults(func=_cmd_verify)
     return parser
 
 

@@ -1,0 +1,534 @@
+"""cocotb bench: the update unit's generated Verilog in Verilator against the golden model, bit for bit.
+
+Simulator side (run through :mod:`lnsim_testbenches.runner`; parameters in ``$LNSIM_TB_PARAMS``). Tests:
+
+* ``random_vectors``: a population of elements updated step after step (each step's ``log_eta`` and
+  ``log_bc`` from :mod:`lnsim.tables`, the state and code fed back from the golden model), gradients with
+  drifting log-uniform scales, jumps (the largest ratios), raw random bit patterns and special values;
+  random valid/ready stalls on both sides. Populations restart from empty state (first step) or from random
+  valid states.
+* ``reset_mid_stream``: random vectors with resets asserted mid-stream; afterwards the driver resends
+  every beat not yet received and the in-order checker sees each exactly once.
+* ``directed_corners``: every special gradient class (both zeros, each subnormal normalisation shift,
+  smallest/largest normal, Inf, NaN payloads, both signs) against fresh, decayed, smallest, largest and
+  ratio-matched states, k at 0 and at 2**B - 1, and extreme step scalars.
+* ``exhaustive_grad``: all 2**16 gradient bit patterns (bfloat16 or float16) for a few states.
+
+Every output payload is compared as raw bits with the golden model (:func:`lnsim.golden.update_inplace`,
+computed in bulk per step); the NaN and Inf flags are the golden model's stage-1 classification
+(:func:`lnsim.golden.update_trace` names them ``nan``, ``inf``), checked against its NaN count.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import RisingEdge
+
+from lnsim import tables
+from lnsim.golden import grad_dtype, update_inplace
+from lnsim.spec import Spec
+from lnsim_testbenches.common import bench_params, spec_from_json, write_results
+from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
+                                       StreamMonitor, run_stream)
+
+#: Stall profiles: per segment, the probability of valid (driver) and ready (monitor) in a cycle.
+STALLS = {"none": (1.0,), "random": (1.0, 1.0, 0.95, 0.7, 0.3)}
+
+_RESULTS: dict = {"tests": {}}
+
+
+class UnitLayout:
+    """Payload packing of docs/rtl.md: per lane ``sw, k, g, st`` in and ``k, st, nan, inf`` out, from the LSB."""
+
+    def __init__(self, spec: Spec, lanes: int):
+        self.lanes = lanes
+        self.B, self.W, self.SB = spec.fmt.bits, spec.cfg.grad_format.width, spec.cfg.state_bits
+        self.L_in = 1 + self.B + self.W + self.SB
+        self.L_out = self.B + self.SB + 2
+
+    def _beats(self, words: list, width: int) -> list:
+        n = self.lanes
+        if n == 1:
+            return words
+        cols = [words[j::n] for j in range(n)]
+        out = cols[0]
+        for j in range(1, n):
+            sh = j * width
+            out = [w | (c << sh) for w, c in zip(out, cols[j])]
+        return out
+
+    def pack_inputs(self, sw, k, g, st) -> list:
+        lo = (sw.astype(np.uint64) | (k.astype(np.uint64) << np.uint64(1))
+              | (g.astype(np.uint64) << np.uint64(1 + self.B)))
+        sh = 1 + self.B + self.W
+        words = [a | (b << sh) for a, b in zip(lo.tolist(), st.tolist())]
+        return self._beats(words, self.L_in)
+
+    def pack_outputs(self, k, st, nan, inf) -> list:
+        B, SB = self.B, self.SB
+        w = (k.astype(np.uint64) | (st.astype(np.uint64) << np.uint64(B))
+             | (nan.astype(np.uint64) << np.uint64(B + SB)) | (inf.astype(np.uint64) << np.uint64(B + SB + 1)))
+        return self._beats(w.tolist(), self.L_out)
+
+    def lane_in(self, word: int, j: int) -> dict:
+        x = word >> (j * self.L_in)
+        B, W, SB = self.B, self.W, self.SB
+        return {"sw": x & 1, "k": (x >> 1) & (2**B - 1), "g": (x >> (1 + B)) & (2**W - 1),
+                "st": (x >> (1 + B + W)) & (2**SB - 1)}
+
+    def lane_out(self, word: int, j: int) -> dict:
+        x = word >> (j * self.L_out)
+        B, SB = self.B, self.SB
+        return {"k": x & (2**B - 1), "st": (x >> B) & (2**SB - 1), "nan": (x >> (B + SB)) & 1,
+                "inf": (x >> (B + SB + 1)) & 1}
+
+
+class GoldenModel:
+    """The golden model over one group of vectors sharing the step's scalars (in bulk, on copies)."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        g = spec.cfg.grad_format
+        self._mb, self._emaxf = g.man_bits, g.exp_field_max
+        #: Time spent in the golden model (after a first call that loads its compiled kernel).
+        self.seconds = 0.0
+        one = np.zeros(1, np.uint8)
+        self.update(one, np.zeros(1, spec.fmt.code_dtype), np.zeros(1, grad_dtype(spec)), np.zeros(1, np.uint32), 0, 0)
+        self.seconds = 0.0
+
+    def flags(self, g):
+        """Stage 1's NaN and Inf flags (docs/datapath.md): exponent field all ones, mantissa non-zero / zero."""
+        g = g.astype(np.uint64)
+        e = (g >> np.uint64(self._mb)) & np.uint64(self._emaxf)
+        m = g & np.uint64(2**self._mb - 1)
+        top = e == self._emaxf
+        return top & (m != 0), top & (m == 0)
+
+    def update(self, sw, k, g, st, log_eta: int, log_bc: int):
+        """``(k_new, st_new, nan, inf)`` for one step."""
+        t0 = time.perf_counter()
+        k_new, st_new = k.copy(), st.copy()
+        n_nan, n_inf = update_inplace(self.spec, sw, k_new, g, st_new, log_eta=log_eta, log_bc=log_bc,
+                                      parallel=False)
+        self.seconds += time.perf_counter() - t0
+        nan, inf = self.flags(g)
+        if int(nan.sum()) != n_nan or int(inf.sum()) != n_inf:
+            raise AssertionError(f"flag classification disagrees with the golden model's counts "
+                                 f"({int(nan.sum())}/{n_nan} NaN, {int(inf.sum())}/{n_inf} Inf)")
+        return k_new, st_new, nan, inf
+
+
+class Coverage:
+    """Counts of the cases a test reached, from the vectors and the golden model's outputs."""
+
+    BINS = ("nan", "inf", "zero_grad", "subnormal", "fresh_state", "k_in_0", "k_in_kmax", "reaches_0",
+            "reaches_kmax", "step_sstar", "step_0", "step_between")
+
+    def __init__(self, spec: Spec):
+        g = spec.cfg.grad_format
+        self._mb, self._emaxf = g.man_bits, g.exp_field_max
+        self._kmax, self._sstar = spec.fmt.code_max, spec.eta_star_rungs
+        self.counts = dict.fromkeys(self.BINS, 0)
+
+    def add(self, k, g, st, k_new, nan, inf) -> None:
+        g = g.astype(np.int64)
+        e, m = (g >> self._mb) & self._emaxf, g & (2**self._mb - 1)
+        k, k_new = k.astype(np.int64), k_new.astype(np.int64)
+        step = np.abs(k_new - k)  # a step of SSTAR is n = SSTAR (the clamp only shortens steps)
+        c = self.counts
+        for name, hits in (("nan", nan), ("inf", inf), ("zero_grad", (e == 0) & (m == 0)),
+                           ("subnormal", (e == 0) & (m != 0)), ("fresh_state", st == 0), ("k_in_0", k == 0),
+                           ("k_in_kmax", k == self._kmax), ("reaches_0", ~nan & (k_new == 0) & (k > 0)),
+                           ("reaches_kmax", ~nan & (k_new == self._kmax) & (k < self._kmax)),
+                           ("step_sstar", ~nan & (step == self._sstar)), ("step_0", ~nan & (step == 0)),
+                           ("step_between", ~nan & (step > 0) & (step < self._sstar))):
+            c[name] += int(np.count_nonzero(hits))
+
+
+class Stimulus:
+    """Vector groups (arrays ``sw, k, g, st`` plus one ``(log_eta, log_bc)``) for the tests."""
+
+    def __init__(self, spec: Spec, lanes: int, rng: np.random.Generator, model: GoldenModel):
+        self.spec, self.lanes, self.rng, self.model = spec, lanes, rng, model
+        f, c, g = spec.fmt, spec.cfg, spec.cfg.grad_format
+        self.KMAX, self.WM, self.EMAX = f.code_max, c.state_man_bits, spec.state_exp_max
+        self.W, self.EB, self.MB, self.BIAS, self.EMAXF = g.width, g.exp_bits, g.man_bits, g.bias, g.exp_field_max
+        self.gdtype = grad_dtype(spec)
+        self.kdtype = np.dtype(f.code_dtype)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def gbits(self, sign, e, m) -> int:
+        return (sign << (self.W - 1)) | (e << self.MB) | m
+
+    def to_bits(self, x: np.ndarray) -> np.ndarray:
+        """Float64 values as gradient bit patterns (bfloat16 by truncation of float32)."""
+        name = self.spec.cfg.grad_format.value
+        with np.errstate(over="ignore", invalid="ignore"):
+            if name == "bfloat16":
+                return (x.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+            if name == "float16":
+                return x.astype(np.float16).view(np.uint16)
+            return x.astype(np.float32).view(np.uint32)
+
+    def specials(self) -> list:
+        """Every special class of gradient, both signs: zeros, each subnormal shift, extremes, Inf, NaNs."""
+        MB, EMAXF, BIAS = self.MB, self.EMAXF, self.BIAS
+        out = []
+        for s in (0, 1):
+            b = lambda e, m: self.gbits(s, e, m)  # noqa: E731
+            out += [b(0, 0), b(0, 2**MB - 1), b(1, 0), b(1, 2**MB - 1), b(BIAS, 0), b(BIAS, 1),
+                    b(EMAXF - 1, 0), b(EMAXF - 1, 2**MB - 1), b(EMAXF, 0), b(EMAXF, 1), b(EMAXF, 2 ** (MB - 1)),
+                    b(EMAXF, 2**MB - 1), b(EMAXF, 2 ** (MB - 1) + 1)]
+            out += [b(0, 1 << p) for p in range(MB)]            # each leading-one position of a subnormal
+            out += [b(0, (2 << p) - 1) for p in range(1, MB)]   # ... with all lower bits set
+        return out
+
+    def random_states(self, n: int, near_E=None) -> np.ndarray:
+        """Valid state words: ``E >= 1`` with a normalised mantissa, or ``E = 0`` with any mantissa."""
+        rng, WM, EMAX = self.rng, self.WM, self.EMAX
+        if near_E is None:
+            E = rng.integers(0, EMAX + 1, n)
+        else:
+            E = np.clip(near_E + rng.integers(-24, 25, n), 0, EMAX)
+        M = rng.integers(2 ** (WM - 1), 2**WM, n)
+        low = E == 0
+        M[low] = rng.integers(0, 2**WM, int(low.sum()))
+        return ((E.astype(np.uint64) << np.uint64(WM)) | M.astype(np.uint64)).astype(np.uint32)
+
+    def term_exponent(self, log2_mag: np.ndarray) -> np.ndarray:
+        """Roughly the state exponent the EMA term of a gradient of magnitude 2**log2_mag has."""
+        en = np.floor(log2_mag) + self.BIAS
+        return np.clip(2 * en + 2 * self.MB - 1, 0, self.EMAX).astype(np.int64)
+
+    def scalars(self, t: int, eta_rungs: int | None = None) -> tuple:
+        return tables.log_eta_term(self.spec, eta_rungs), tables.bias_correction_term(self.spec, t)
+
+    # -- random steps ------------------------------------------------------------------------------------
+    def random_steps(self, total: int, population: int = 2048):
+        """Groups of one step each over an evolving population, ``total`` vectors in all."""
+        rng, spec = self.rng, self.spec
+        P = max(self.lanes, population // self.lanes * self.lanes)
+        lo = 1 - self.BIAS - self.MB - 2
+        hi = self.EMAXF - 1 - self.BIAS + 1
+        specials = np.array(self.specials(), dtype=np.uint64)
+        made = 0
+        fresh = True
+        while made < total:
+            # A new population: fresh (first step, empty state; always the first) or with random valid states.
+            sw = rng.integers(0, 2, P).astype(np.uint8)
+            k = rng.integers(0, self.KMAX + 1, P)
+            ends = rng.random(P)
+            k[ends < 0.05] = 0
+            k[ends > 0.95] = self.KMAX
+            k = k.astype(self.kdtype)
+            log2_scale = rng.uniform(lo, hi, P)
+            if fresh:
+                st, t = np.zeros(P, np.uint32), 1
+            else:
+                st, t = self.random_states(P, self.term_exponent(log2_scale)), int(rng.integers(1, 4000))
+            fresh = rng.random() < 0.5
+            for _ in range(int(rng.integers(4, 33))):
+                if made >= total:
+                    return
+                n = min(P, -(-(total - made) // self.lanes) * self.lanes)
+                # Drift the scales; a few elements jump (the largest and smallest ratios).
+                log2_scale += rng.normal(0.0, 0.3, P)
+                jump = rng.random(P) < 0.02
+                log2_scale[jump] += rng.choice([-1.0, 1.0], int(jump.sum())) * rng.uniform(4, 40, int(jump.sum()))
+                log2_scale = np.clip(log2_scale, lo, hi)
+                g = self.to_bits(rng.standard_normal(P) * np.exp2(log2_scale))
+                raw = rng.random(P) < 0.08
+                g[raw] = rng.integers(0, 2**self.W, int(raw.sum()), dtype=np.uint64).astype(self.gdtype)
+                spc = rng.random(P) < 0.01
+                g[spc] = specials[rng.integers(0, len(specials), int(spc.sum()))].astype(self.gdtype)
+                eta_rungs = None if rng.random() < 0.8 else int(rng.integers(1, spec.eta_star_rungs + 1))
+                log_eta, log_bc = self.scalars(t, eta_rungs)
+                expected = self.model.update(sw, k, g, st, log_eta, log_bc)
+                yield (sw[:n], k[:n], g[:n], st[:n], log_eta, log_bc, tuple(x[:n] for x in expected))
+                made += n
+                # Feed back the new code and state (the golden model's, which the checker holds the RTL to).
+                k, st = expected[0], expected[1]
+                t += 1
+
+    # -- directed corners --------------------------------------------------------------------------------
+    def corners(self) -> list:
+        """Groups covering the corner cases (see the module docstring)."""
+        from lnsim.golden import update_trace
+
+        spec, WM, EMAX, KMAX = self.spec, self.WM, self.EMAX, self.KMAX
+        grads = self.specials()
+        generic = [0, 1, 2**WM - 1, 2 ** (self.spec.cfg.beta_shift - 1) - 1, (1 << WM) | 2 ** (WM - 1),
+                   (1 << WM) | (2**WM - 1), (EMAX << WM) | (2**WM - 1), ((EMAX - 1) << WM) | 2 ** (WM - 1)]
+        codes = [(sw, k) for sw in (0, 1) for k in (0, 1, KMAX // 2, KMAX - 1, KMAX)]
+        SSTAR = spec.eta_star_rungs
+        scalar_sets = [self.scalars(1, 1), self.scalars(1, SSTAR), self.scalars(10**6, SSTAR), self.scalars(7)]
+        rows = []
+        for g in grads:
+            # States around this gradient's own term: ratio from the largest (E far below) to the smallest.
+            Et = update_trace(spec, 0, 0, g, 0, log_eta=0, log_bc=0)["Em"]
+            matched = [(int(np.clip(Et + d, 0, EMAX)) << WM) | (2 ** (WM - 1) if Et + d > 0 else 2**WM - 1)
+                       for d in (-40, -2, -1, 0, 1, 3, 40)]
+            for st in generic + matched:
+                for sw, k in codes:
+                    rows.append((sw, k, g, st))
+        rows = np.array(rows, dtype=np.uint64)
+        groups = []
+        for log_eta, log_bc in scalar_sets:
+            n = len(rows) // self.lanes * self.lanes
+            groups.append(self._group(rows[:n], log_eta, log_bc))
+        return groups
+
+    def _group(self, rows, log_eta, log_bc):
+        return (rows[:, 0].astype(np.uint8), rows[:, 1].astype(self.kdtype), rows[:, 2].astype(self.gdtype),
+                rows[:, 3].astype(np.uint32), log_eta, log_bc)
+
+    # -- exhaustive gradients ----------------------------------------------------------------------------
+    def exhaustive(self) -> list:
+        """All 2**16 gradient bit patterns for four states (empty, typical, smallest normalised, large)."""
+        rng, WM = self.rng, self.WM
+        g = np.arange(2**16, dtype=np.uint64)
+        one = self.gbits(0, self.BIAS, 0)
+        from lnsim.golden import update_trace
+
+        E1 = update_trace(self.spec, 0, 0, one, 0, log_eta=0, log_bc=0)["Em"]
+        states = [(0, self.scalars(1)),
+                  ((E1 << WM) | (3 << (WM - 2)), self.scalars(100)),
+                  ((1 << WM) | 2 ** (WM - 1), self.scalars(5000)),
+                  ((min(self.EMAX, 2 * E1) << WM) | (2**WM - 1), self.scalars(2))]
+        groups = []
+        for st, (log_eta, log_bc) in states:
+            sw = rng.integers(0, 2, g.size).astype(np.uint64)
+            k = rng.integers(0, self.KMAX + 1, g.size).astype(np.uint64)
+            rows = np.stack([sw, k, g, np.full(g.size, st, np.uint64)], axis=1)
+            groups.append(self._group(rows, log_eta, log_bc))
+        return groups
+
+
+class Bench:
+    """Joins stimulus, golden model, driver, monitor and checker for one test on ``dut``."""
+
+    def __init__(self, dut, params: dict, name: str):
+        self.dut, self.params, self.name = dut, params, name
+        self.spec = spec_from_json(params["spec"])
+        self.lanes = int(params.get("lanes", 1))
+        self.layout = UnitLayout(self.spec, self.lanes)
+        self.model = GoldenModel(self.spec)
+        seed = int(params.get("seed", 0))
+        salt = sum(map(ord, name))
+        self.rng = np.random.default_rng([seed, salt])
+        self.stim = Stimulus(self.spec, self.lanes, np.random.default_rng([seed, salt, 1]), self.model)
+        self.coverage = Coverage(self.spec)
+
+    def beats(self, groups):
+        """Batches of :class:`Beat` for ``groups``, the golden model run on each group in bulk."""
+        index = 0
+        for group in groups:
+            sw, k, g, st, log_eta, log_bc = group[:6]
+            expected = group[6] if len(group) > 6 else self.model.update(sw, k, g, st, log_eta, log_bc)
+            k_new, st_new, nan, inf = expected
+            self.coverage.add(k, g, st, k_new, nan, inf)
+            ins = self.layout.pack_inputs(sw, k, g, st)
+            outs = self.layout.pack_outputs(k_new, st_new, nan, inf)
+            scalars = (log_eta, log_bc)
+            batch = [Beat(p, scalars, e, index + i * self.lanes) for i, (p, e) in enumerate(zip(ins, outs))]
+            index += len(sw)
+            yield batch
+
+    def describe(self, beat: Beat, got: int) -> list:
+        """Per-lane mismatch reports: inputs, RTL bits, golden bits, decoded values."""
+        reports = []
+        for j in range(self.lanes):
+            rtl, gold = self.layout.lane_out(got, j), self.layout.lane_out(beat.expected, j)
+            if rtl == gold:
+                continue
+            x = self.layout.lane_in(beat.payload, j)
+            reports.append({
+                "test": self.name,
+                "vector": beat.index + j,
+                "lane": j,
+                "inputs": {**x, "log_eta": beat.scalars[0], "log_bc": beat.scalars[1]},
+                "rtl": rtl,
+                "golden": gold,
+                "rtl_bits": hex((got >> (j * self.layout.L_out)) & (2**self.layout.L_out - 1)),
+                "golden_bits": hex((beat.expected >> (j * self.layout.L_out)) & (2**self.layout.L_out - 1)),
+                "decoded": {
+                    "g": self._grad_value(x["g"]),
+                    "st_in": self._state(x["st"]),
+                    "st_rtl": self._state(rtl["st"]),
+                    "st_golden": self._state(gold["st"]),
+                    "k_step_rtl": rtl["k"] - x["k"],
+                    "k_step_golden": gold["k"] - x["k"],
+                },
+            })
+        return reports
+
+    def _grad_value(self, bits: int) -> float:
+        name = self.spec.cfg.grad_format.value
+        if name == "bfloat16":
+            return float(np.array([bits << 16], np.uint32).view(np.float32)[0])
+        if name == "float16":
+            return float(np.array([bits], np.uint16).view(np.float16)[0])
+        return float(np.array([bits], np.uint32).view(np.float32)[0])
+
+    def _state(self, st: int) -> str:
+        WM = self.spec.cfg.state_man_bits
+        E, M = st >> WM, st & (2**WM - 1)
+        v = math.ldexp(M, E - self.spec.state_exp_offset)
+        return f"E={E} M={M:#x} v={v:.6g}"
+
+    async def run(self, groups, n_vectors: int, *, stalls: str = "random", resets=()) -> dict:
+        dut = self.dut
+        Clock(dut.clk, 10, unit="ns").start()
+        dut.rst.value = 1
+        dut.i__valid.value = 0
+        dut.o__ready.value = 0
+        for _ in range(3):
+            await RisingEdge(dut.clk)
+        dut.rst.value = 0
+        await RisingEdge(dut.clk)
+
+        pending = Pending(self.beats(groups))
+        profile = STALLS[stalls]
+        driver = StreamDriver(dut.i__valid, dut.i__payload, dut.i__ready, (dut.log_eta, dut.log_bc), pending,
+                              StallPattern(self.rng, profile))
+        checker = InOrderChecker(pending, driver, self.describe)
+        monitor = StreamMonitor(dut.o__valid, dut.o__payload, dut.o__ready, StallPattern(self.rng, profile),
+                                checker.on_output)
+        progress = Progress(self.params.get("progress"), self.name, n_vectors)
+        n_beats = n_vectors // self.lanes
+        t0 = time.perf_counter()
+        stats = await run_stream(dut, driver, monitor, checker, total_beats=n_beats, max_cycles=40 * n_beats + 2000,
+                                 rst=dut.rst, resets=resets, latency=self.params.get("latency"), progress=progress,
+                                 lanes=self.lanes)
+        seconds = time.perf_counter() - t0
+        progress.update(checker.received * self.lanes, force=True)
+        result = {
+            "vectors": checker.received * self.lanes,
+            "beats": checker.received,
+            "mismatches": checker.mismatches,
+            "mismatched_beats": checker.mismatched_beats,
+            "seconds": seconds,
+            "golden_seconds": self.model.seconds,
+            "vectors_per_second": checker.received * self.lanes / seconds if seconds > 0 else 0.0,
+            "cycles": stats["cycles"],
+            "latency_seen": stats["latency_seen"],
+            "bubbles": stats["bubbles"],
+            "errors": stats["errors"],
+            "first_mismatches": checker.reports,
+            "resets": [list(r) for r in resets],
+            "resent_beats": stats["resent"],
+            "coverage": self.coverage.counts,
+        }
+        _record(self.params, self.name, result)
+        assert not stats["errors"], f"{self.name}: protocol errors: {stats['errors']}"
+        assert stats["bubbles"] == 0, f"{self.name}: {stats['bubbles']} cycles lost with o.ready high"
+        assert checker.mismatches == 0, _failure_message(self.name, checker)
+        assert result["vectors"] == n_vectors, f"{self.name}: {result['vectors']} of {n_vectors} vectors received"
+        return result
+
+
+def _record(params: dict, name: str, result: dict) -> None:
+    _RESULTS["tests"][name] = result
+    tests = _RESULTS["tests"].values()
+    _RESULTS.update(
+        vectors=sum(t["vectors"] for t in tests),
+        mismatches=sum(t["mismatches"] for t in tests),
+        seconds=sum(t["seconds"] for t in tests),
+        first_mismatches=[r for t in tests for r in t["first_mismatches"]][:10],
+        errors=[e for t in tests for e in t["errors"]],
+    )
+    _RESULTS["vectors_per_second"] = _RESULTS["vectors"] / _RESULTS["seconds"] if _RESULTS["seconds"] else 0.0
+    write_results(params.get("results"), _RESULTS)
+
+
+def _failure_message(name: str, checker: InOrderChecker) -> str:
+    lines = [f"{name}: {checker.mismatches} mismatching vectors in {checker.mismatched_beats} beats; first:"]
+    for r in checker.reports[:3]:
+        if "error" in r:
+            lines.append(f"  {r['error']}: RTL {r['rtl']}")
+            continue
+        x = r["inputs"]
+        lines.append(
+            f"  vector {r['vector']} (lane {r['lane']}): sw={x['sw']} k={x['k']} "
+            f"g={x['g']:#x} ({r['decoded']['g']:.6g}) "
+            f"st={x['st']:#x} ({r['decoded']['st_in']}) log_eta={x['log_eta']} log_bc={x['log_bc']}\n"
+            f"    RTL    bits {r['rtl_bits']}: k={r['rtl']['k']} st={r['rtl']['st']:#x} nan={r['rtl']['nan']} "
+            f"inf={r['rtl']['inf']} ({r['decoded']['st_rtl']}, step {r['decoded']['k_step_rtl']})\n"
+            f"    golden bits {r['golden_bits']}: k={r['golden']['k']} st={r['golden']['st']:#x} "
+            f"nan={r['golden']['nan']} inf={r['golden']['inf']} ({r['decoded']['st_golden']}, "
+            f"step {r['decoded']['k_step_golden']})"
+        )
+    return "\n".join(lines)
+
+
+def _params() -> dict:
+    p = bench_params()
+    if "spec" not in p:
+        raise RuntimeError("run this bench through lnsim_testbenches.runner (no $LNSIM_TB_PARAMS)")
+    return p
+
+
+def _count(groups) -> int:
+    return sum(len(g[0]) for g in groups)
+
+
+@cocotb.test()
+async def random_vectors(dut):
+    """Random vectors with evolving state and random stalls on both sides."""
+    params = _params()
+    bench = Bench(dut, params, "random_vectors")
+    n = -(-int(params.get("vectors", 10000)) // bench.lanes) * bench.lanes
+    await bench.run(bench.stim.random_steps(n), n, stalls=params.get("stalls", "random"))
+
+
+@cocotb.test()
+async def reset_mid_stream(dut):
+    """Resets mid-stream: in-flight beats are dropped and resent; none duplicated or lost."""
+    params = _params()
+    bench = Bench(dut, params, "reset_mid_stream")
+    n = -(-int(params.get("reset_vectors", 4096)) // bench.lanes) * bench.lanes
+    beats = n // bench.lanes
+    rng = bench.rng
+    resets = [(int(c), int(rng.integers(1, 4))) for c in sorted(rng.choice(np.arange(20, beats), 4, replace=False))]
+    result = await bench.run(bench.stim.random_steps(n, population=512), n, resets=resets)
+    assert result["resent_beats"] > 0, "no beat was in flight at any reset: the test proved nothing"
+
+
+@cocotb.test()
+async def directed_corners(dut):
+    """Every special gradient class against fresh, extreme and ratio-matched states; k at 0 and KMAX."""
+    params = _params()
+    bench = Bench(dut, params, "directed_corners")
+    groups = bench.stim.corners()
+    await bench.run(groups, _count(groups))
+
+
+@cocotb.test()
+async def replay(dut):
+    """The vectors listed in the parameters (``replay``), one per beat (in every lane), without stalls."""
+    params = _params()
+    bench = Bench(dut, params, "replay")
+    rows = params.get("replay") or []
+    groups = []
+    for r in rows:
+        one = np.array([[r["sw"], r["k"], r["g"], r["st"]]] * bench.lanes, dtype=np.uint64)
+        groups.append(bench.stim._group(one, int(r["log_eta"]), int(r["log_bc"])))
+    await bench.run(groups, _count(groups), stalls="none")
+
+
+@cocotb.test()
+async def exhaustive_grad(dut):
+    """All 2**16 gradient bit patterns (16-bit gradient formats) for four states."""
+    params = _params()
+    bench = Bench(dut, params, "exhaustive_grad")
+    if bench.spec.cfg.grad_format.width != 16:
+        _record(params, "exhaustive_grad", {"vectors": 0, "mismatches": 0, "seconds": 0.0, "first_mismatches": [],
+                                            "errors": [], "skipped": "32-bit gradients"})
+        return
+    groups = bench.stim.exhaustive()
+    await bench.run(groups, _count(groups), stalls=params.get("stalls", "random"))

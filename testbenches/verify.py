@@ -1,0 +1,126 @@
+"""``lnsim verify``: build (cached) and co-simulate the update unit against the golden model (host side).
+
+On a mismatch it also writes the report a designer needs: the first mismatching vectors (inputs, RTL
+output, golden output, decoded values), the first pipeline stage whose output differs from the golden
+model's stage value (:mod:`lnsim_testbenches.localize`) and a VCD trace of the mismatching vectors
+going through the unit.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from lnsim_testbenches import runner
+from lnsim_testbenches.common import spec_to_json
+
+__all__ = ["BENCH", "DEFAULT_TESTS", "verify"]
+
+#: The update unit's cocotb bench.
+BENCH = "lnsim_testbenches.update_unit_tb"
+#: Tests of a verify run (``exhaustive_grad`` is added on request).
+DEFAULT_TESTS = ("random_vectors", "directed_corners", "reset_mid_stream")
+#: Largest prefix of the random test re-run with a VCD when replaying the vectors alone does not reproduce.
+_VCD_PREFIX_LIMIT = 50_000
+
+
+def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, report_dir=".", stalls: str = "random",
+           exhaustive: bool = False, fault: str | None = None, progress=None, log=None) -> dict:
+    """Co-simulate ``vectors`` random vectors plus the directed and reset tests; report.
+
+    Parameters
+    ----------
+    spec : Spec
+    lanes, vectors, seed : int
+    report_dir : path
+        Where the mismatch report and the VCD go (created only on a mismatch).
+    stalls : {"random", "none"}
+        Random valid/ready stalls on both sides, or none.
+    exhaustive : bool
+        Also run all 2**16 gradient bit patterns (16-bit gradient formats) for four states.
+    fault : str, optional
+        Fault injection, ``"antilog:5"`` (:func:`lnsim_testbenches.runner.fault_tables`): the RTL is built
+        with that table entry changed; the golden model is not.
+    progress : callable, optional
+        ``progress(test, done, total)`` while the bench runs.
+    log : callable, optional
+        One-line status messages (build started, VCD re-run).
+
+    Returns
+    -------
+    dict
+        ``vectors``, ``mismatches``, ``vectors_per_second``, ``seconds``, ``tests`` (per test), ``latency``,
+        ``build`` and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
+    """
+    overrides = runner.fault_tables(spec, fault) if fault else {}
+    build, latency = runner.build_unit(spec, lanes=lanes, log=log, **overrides)
+    tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive else [])
+    params = {"spec": spec_to_json(spec), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
+              "stalls": stalls, "reset_vectors": 4096}
+    with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
+        results = runner.run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
+        out = {
+            "vectors": results.get("vectors", 0),
+            "mismatches": results.get("mismatches", 0),
+            "vectors_per_second": results.get("vectors_per_second", 0.0),
+            "seconds": results.get("seconds", 0.0),
+            "tests": {name: {k: v for k, v in t.items() if k != "first_mismatches"}
+                      for name, t in results.get("tests", {}).items()},
+            "errors": results.get("errors", []),
+            "latency": latency,
+            "lanes": lanes,
+            "seed": seed,
+            "fault": fault,
+            "build": {"directory": str(build.directory), "cached": build.cached, "seconds": build.seconds},
+        }
+        missing = [t for t in tests if t not in results.get("tests", {})]
+        failed = out["mismatches"] > 0 or out["errors"] or missing or results.get("tests_failed")
+        if not failed:
+            return out
+        report = Path(report_dir)
+        report.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(tmp) / "sim.log", report / "sim.log")
+    out["log"] = str(report / "sim.log")
+    if missing:
+        out["errors"] = out["errors"] + [f"bench error in {', '.join(missing)}: see {out['log']}"]
+    first = [m for m in results.get("first_mismatches", []) if "inputs" in m]
+    out["first_mismatches"] = results.get("first_mismatches", [])
+    if first:
+        from lnsim_testbenches.localize import first_differing_stage
+
+        vector = first[0]["inputs"]
+        out["first_differing_stage"] = first_differing_stage(spec, vector, **overrides)
+        out["vcd"] = _trace(spec, lanes, seed, latency, stalls, first, overrides, report, log)
+    path = report / "verify-mismatches.json"
+    with open(path, "w") as f:
+        json.dump({"spec": spec.summary(), **out}, f, indent=1)
+        f.write("\n")
+    out["report"] = str(path)
+    return out
+
+
+def _trace(spec, lanes, seed, latency, stalls, first, overrides, report: Path, log) -> str | None:
+    """A VCD of the mismatching vectors: replayed alone if that reproduces, else the failing test's prefix."""
+    build, _ = runner.build_unit(spec, lanes=lanes, waves=True, log=log, **overrides)
+    params = {"spec": spec_to_json(spec), "lanes": lanes, "seed": seed, "latency": latency, "stalls": stalls,
+              "replay": [m["inputs"] for m in first]}
+    if log is not None:
+        log("writing a VCD trace of the mismatching vectors")
+    with tempfile.TemporaryDirectory(prefix="lnsim-trace-") as tmp:
+        r = runner.run(build, BENCH, testcase="replay", params=params, out_dir=tmp, waves=True)
+        name = "verify-mismatch.vcd"
+        if r.get("mismatches", 0) == 0:
+            # The failure depends on the stream (neighbours, stalls): re-run the failing test up to it.
+            test, index = first[0]["test"], first[0]["vector"]
+            if test != "random_vectors" or index > _VCD_PREFIX_LIMIT:
+                return None
+            params = dict(params, vectors=index + 64 * lanes, replay=None)
+            r = runner.run(build, BENCH, testcase=test, params=params, out_dir=tmp, waves=True)
+            name = "verify-stream.vcd"
+        vcd = Path(tmp) / "dump.vcd"
+        if not vcd.is_file():
+            return None
+        shutil.copyfile(vcd, report / name)
+    return str(report / name)
