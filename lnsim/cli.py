@@ -265,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", metavar="FILE", help="also write them as JSON")
     info.set_defaults(func=_cmd_info)
 
+    from lnsim.train.cli import add_train_parser
+
+    add_train_parser(sub, spec_options())
+
     verilog = sub.add_parser(
         "verilog", parents=[spec_options(hardware=True)], help="write the update unit as plain Verilog",
         description="Write the update unit (lnsim_rtl.UpdateUnit) as plain Verilog, with a header comment "
@@ -303,7 +307,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except SpecError as e:
+    except ValueError as e:  # SpecError and the trainer's data errors: one line, no traceback
         print(f"lnsim: error: {e}", file=sys.stderr)
         return 2
 

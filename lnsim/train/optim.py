@@ -1,0 +1,234 @@
+"""The trainable tensors of an MLP under each optimiser: B-bit Madam on codes, or a float reference optimiser.
+
+:class:`LNSParams` holds every tensor only as a :class:`lnsim.GoldenMadam` (frozen signs, B-bit codes, a
+per-tensor sigma_star, the second-moment state words): the forward pass sees the bit-true decoder's bfloat16
+weights, and every update is ``GoldenMadam.step``. :class:`FloatParams` wraps :mod:`lnsim.reference`'s
+Madam, Adam and SGD (float64 arithmetic; the model still runs in float32).
+
+Initialisation (:func:`init_lns`): signs are those of the usual float initialisation drawn from the seed;
+sigma_star is ``sigma_scale`` times the usual init's RMS; codes are either the usual init quantised to the
+ladder (``"quantized"``) or uniform over the rungs (``"uniform-rungs"``, the paper's way). Either way the codes
+spread over at most :data:`INIT_DEPTH` nepers (a dynamic range of about 60): on a longer ladder (16 bits at
+eta0 = 0.001 is 65.5 nepers deep) almost every weight would start near zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lnsim import reference, tables
+from lnsim.codecs import encode, grad_to_bits
+from lnsim.golden import GoldenMadam, decode_bf16, update_inplace
+from lnsim.spec import Spec
+
+__all__ = ["INIT_DEPTH", "INITS", "OPTIMIZERS", "LNSParams", "FloatParams", "init_lns", "init_depth_rungs"]
+
+#: Depth in nepers over which initial codes spread: the paper's 12-bit ladder, (2**12 - 1) * 0.001,
+#: a dynamic range of exp(4.095) = 60.
+INIT_DEPTH = 4.095
+
+#: Initialisations of the codes.
+INITS = ("quantized", "uniform-rungs")
+
+#: Optimisers by their ``--optimizer`` name.
+OPTIMIZERS = ("lns-madam", "madam", "adam", "sgd")
+
+
+def init_depth_rungs(spec: Spec) -> int:
+    """Largest initial code: ``min(2**B - 1, floor(INIT_DEPTH / eta0))``."""
+    return int(min(spec.fmt.code_max, math.floor(INIT_DEPTH / spec.fmt.eta0 + 1e-9)))
+
+
+def init_lns(spec: Spec, w0, scales, init: str, sigma_scale: float, rng: np.random.Generator) -> list[GoldenMadam]:
+    """One fresh :class:`GoldenMadam` per tensor.
+
+    Parameters
+    ----------
+    w0 : list of float arrays
+        The usual float initialisation (gives the signs, and the codes for ``"quantized"``).
+    scales : list of float
+        RMS of the usual initialisation per tensor; sigma_star = ``sigma_scale * scale``.
+    init : {"quantized", "uniform-rungs"}
+    rng : Generator
+        Draws the codes for ``"uniform-rungs"``.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    kmax = init_depth_rungs(spec)
+    out = []
+    for w, scale in zip(w0, scales):
+        sigma_star = sigma_scale * scale
+        sign, k = encode(w, spec.fmt, sigma_star)
+        if init == "uniform-rungs":
+            k = rng.integers(0, kmax, size=w.shape, endpoint=True)
+        k = np.minimum(k, kmax).astype(spec.fmt.code_dtype)
+        out.append(GoldenMadam(sign, k, spec, sigma_star))
+    return out
+
+
+class LNSParams:
+    """B-bit Madam over a list of tensors, each a :class:`GoldenMadam`; no float copy of any weight is kept.
+
+    ``params()`` are the bit-true decoder's bfloat16 weights as float32 arrays (:func:`lnsim.golden.decode_bf16`),
+    decoded once per step.
+
+    With ``fused=True`` (the default) the tensors' codes, signs and state words live in one flat buffer each
+    (every GoldenMadam's ``sign``, ``k`` and ``state`` become views of it) and a step is one
+    :func:`lnsim.grad_to_bits` and one :func:`lnsim.golden.update_inplace` over all of them: exactly what
+    ``GoldenMadam.step`` does per tensor (same step scalars, same kernel), without four times its per-call
+    overhead. All tensors share the spec and the step count ``t``, so the bias-correction term is the same.
+    ``fused=False`` calls ``GoldenMadam.step`` on each tensor; tests/test_train_optim.py checks the two agree bit
+    for bit.
+    """
+
+    def __init__(self, tensors: list[GoldenMadam], *, fused: bool = True):
+        self.tensors = tensors
+        self.nan = 0
+        self.inf = 0
+        self._decoded = None
+        self.fused = bool(fused) and len(tensors) > 0
+        if self.fused:
+            self._fuse()
+
+    def _fuse(self) -> None:
+        ts = self.tensors
+        spec = ts[0].spec
+        if any(t.spec != spec for t in ts) or len({t.t for t in ts}) != 1:
+            raise ValueError("fused tensors must share one spec and one step count t")
+        self.spec = spec
+        sizes = [t.k.size for t in ts]
+        n = sum(sizes)
+        self._sign = np.empty(n, np.uint8)
+        self._k = np.empty(n, spec.fmt.code_dtype)
+        self._state = np.empty(n, np.uint32)
+        self._grad = np.empty(n, np.float32)
+        self._slices = []
+        off = 0
+        for t, size in zip(ts, sizes):
+            sl = slice(off, off + size)
+            self._sign[sl] = t.sign.reshape(-1)
+            self._k[sl] = t.k.reshape(-1)
+            self._state[sl] = t.state.reshape(-1)
+            self._slices.append(sl)
+            off += size
+        self._sign.flags.writeable = False
+        for t, sl in zip(ts, self._slices):
+            shape = t.k.shape
+            t.sign = self._sign[sl].reshape(shape)
+            t.k = self._k[sl].reshape(shape)
+            t.state = self._state[sl].reshape(shape)
+        self._parallel = n >= 1 << 16
+        # Decoded weights: bfloat16 bits shifted into a float32 buffer; neighbouring tensors with the same
+        # sigma_star (a layer's W and b) decode in one call.
+        self._wbits = np.zeros(n, np.uint32)
+        self._weights = [self._wbits[sl].view(np.float32).reshape(t.k.shape) for t, sl in zip(ts, self._slices)]
+        self._groups = []
+        for t, sl in zip(ts, self._slices):
+            if self._groups and self._groups[-1][1] == t.sigma_star:
+                self._groups[-1][0] = slice(self._groups[-1][0].start, sl.stop)
+            else:
+                self._groups.append([sl, t.sigma_star])
+
+    def params(self) -> list[np.ndarray]:
+        """Decoded weights for the forward pass (float32 arrays holding bfloat16 values; fused: views of one buffer,
+        rewritten by the next decode after a step)."""
+        if self._decoded is None:
+            if self.fused:
+                fmt = self.spec.fmt
+                for sl, sigma_star in self._groups:
+                    np.left_shift(decode_bf16(fmt, self._sign[sl], self._k[sl], sigma_star), 16, out=self._wbits[sl],
+                                  dtype=np.uint32)
+                self._decoded = self._weights
+            else:
+                self._decoded = [t.weights_bf16() for t in self.tensors]
+        return self._decoded
+
+    def step(self, grads, eta_rungs: int) -> None:
+        """One B-bit Madam step of every tensor (gradients enter in the spec's gradient format)."""
+        if self.fused:
+            spec = self.spec
+            for sl, g in zip(self._slices, grads):
+                self._grad[sl] = g.reshape(-1)
+            t = self.tensors[0].t + 1
+            n_nan, n_inf = update_inplace(
+                spec, self._sign, self._k, grad_to_bits(self._grad, spec.cfg.grad_format), self._state,
+                log_eta=tables.log_eta_term(spec, eta_rungs), log_bc=tables.bias_correction_term(spec, t),
+                parallel=self._parallel,
+            )
+            for tensor in self.tensors:
+                tensor.t = t
+            self.nan += n_nan
+            self.inf += n_inf
+        else:
+            for tensor, g in zip(self.tensors, grads):
+                st = tensor.step(g, eta_rungs=eta_rungs)
+                self.nan += st.nan
+                self.inf += st.inf
+        self._decoded = None
+
+    def saturated(self) -> list[dict]:
+        """Per tensor: codes at k = 0 (the largest magnitude, sigma_star) and at k = 2**B - 1 (the smallest)."""
+        return [{"k0": int(np.count_nonzero(t.k == 0)), "kmax": int(np.count_nonzero(t.k == t.spec.fmt.code_max)),
+                 "size": int(t.k.size)} for t in self.tensors]
+
+    def codes(self) -> list[np.ndarray]:
+        """The code arrays (views)."""
+        return [t.k for t in self.tensors]
+
+
+def _reference_optimiser(name: str, w, *, spec: Spec, sigma_star: float, lr: float, momentum: float):
+    if name == "madam":
+        return reference.Madam(w, eta=spec.cfg.eta, g_bound=spec.clamp_ratio, beta=spec.cfg.beta,
+                               sigma_star=sigma_star, bias_correction=spec.cfg.bias_correction)
+    if name == "adam":
+        return reference.Adam(w, lr=lr)
+    return reference.SGD(w, lr=lr, momentum=momentum)
+
+
+class FloatParams:
+    """A float reference optimiser (:mod:`lnsim.reference`) per tensor.
+
+    Madam takes ``eta = rungs * eta0`` with the clamp at the spec's eta_star (as B-bit Madam); Adam and SGD take
+    ``lr * scale``. The reference classes have no public setter for the learning rate, so :meth:`step` sets
+    their private attribute (``_eta``/``_g_bound`` or ``_lr``).
+    """
+
+    def __init__(self, name: str, w0, *, spec: Spec, sigma_stars, lr: float, momentum: float):
+        self.name = name
+        self.spec = spec
+        self.lr = lr
+        self.tensors = [_reference_optimiser(name, w, spec=spec, sigma_star=s, lr=lr, momentum=momentum)
+                        for w, s in zip(w0, sigma_stars)]
+        self._decoded = None
+
+    def params(self) -> list[np.ndarray]:
+        """The weights as float32 arrays for the forward pass."""
+        if self._decoded is None:
+            self._decoded = [t._w.astype(np.float32) for t in self.tensors]
+        return self._decoded
+
+    def step(self, grads, eta_rungs: int, scale: float) -> None:
+        """One reference step per tensor at the schedule's learning rate."""
+        for t, g in zip(self.tensors, grads):
+            if self.name == "madam":
+                t._eta = eta_rungs * self.spec.fmt.eta0
+                t._g_bound = self.spec.eta_star_rungs / eta_rungs
+            else:
+                t._lr = self.lr * scale
+            t.step(g)
+        self._decoded = None
+
+    def state(self) -> list[dict]:
+        """Each optimiser's attributes (arrays and numbers), for checkpoints."""
+        return [{name: value for name, value in vars(t).items()} for t in self.tensors]
+
+    def load_state(self, states: list[dict]) -> None:
+        """Restore :meth:`state`."""
+        for t, st in zip(self.tensors, states):
+            for name, value in st.items():
+                if name not in vars(t):
+                    raise ValueError(f"checkpoint holds an unknown {self.name} optimiser field {name!r}")
+                setattr(t, name, value)
+        self._decoded = None

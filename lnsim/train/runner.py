@@ -1,0 +1,350 @@
+"""Training runs: one configuration, several seeds, per-epoch history, checkpoints and the summary.
+
+Every seed fixes, in one stream each: the stratified data split (``random_state=seed``), the usual float
+initialisation (signs of B-bit Madam; starting weights of the baselines), the codes of ``uniform-rungs``, and
+the minibatch order of each epoch (``default_rng([seed, 1, epoch])``, so a resumed run sees the same batches).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from lnsim.spec import LNSFormat, MadamConfig, Spec
+from lnsim.train import checkpoint
+from lnsim.train.data import DEFAULT_TEST_SIZE, Split, load_dataset
+from lnsim.train.model import MLP
+from lnsim.train.optim import INITS, OPTIMIZERS, FloatParams, LNSParams, init_lns
+from lnsim.train.schedule import PlateauSchedule
+
+__all__ = ["TrainConfig", "RunState", "train", "train_epoch", "limit_threads", "spec_to_dict", "spec_from_dict", "DEFAULT_LR"]
+
+#: Learning rates of the additive baselines when ``lr`` is not given.
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
+SCHEDULES = ("plateau", "constant")
+
+
+def spec_to_dict(spec: Spec) -> dict:
+    """The spec's constructor arguments, JSON-able (floats round-trip exactly)."""
+    f, c = spec.fmt, spec.cfg
+    return {"bits": f.bits, "eta0": f.eta0, "base": f.base.value, "frac_bits": f.frac_bits,
+            "eta": c.eta, "eta_star": c.eta_star, "beta_shift": c.beta_shift, "bias_correction": c.bias_correction,
+            "grad_format": c.grad_format.value, "state_bits": c.state_bits, "log_frac_bits": c.log_frac_bits,
+            "table_index_bits": c.table_index_bits}
+
+
+def spec_from_dict(d: dict) -> Spec:
+    """Inverse of :func:`spec_to_dict`."""
+    fmt = LNSFormat(bits=d["bits"], eta0=d["eta0"], base=d["base"], frac_bits=d["frac_bits"])
+    cfg = MadamConfig(eta=d["eta"], eta_star=d["eta_star"], beta_shift=d["beta_shift"],
+                      bias_correction=d["bias_correction"], grad_format=d["grad_format"], state_bits=d["state_bits"],
+                      log_frac_bits=d["log_frac_bits"], table_index_bits=d["table_index_bits"])
+    return Spec(fmt, cfg)
+
+
+def _int(name, value, lo, hi=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
+        allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
+        raise ValueError(f"{name} must be {allowed}, not {value!r}")
+    return int(value)
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; validated on construction (ValueError naming the field).
+
+    ``spec`` drives B-bit Madam, and float Madam takes its eta, eta_star, beta and bias correction; Adam and
+    SGD take ``lr`` (default :data:`DEFAULT_LR`) and SGD ``momentum``. ``patience`` None with ``schedule``
+    "constant" keeps the learning rate fixed.
+    """
+
+    spec: Spec
+    optimizer: str = "lns-madam"
+    dataset: str = "digits"
+    hidden: tuple = (128,)
+    epochs: int = 100
+    batch_size: int = 32
+    seeds: tuple = (0,)
+    init: str = "quantized"
+    sigma_scale: float = 3.0
+    schedule: str = "plateau"
+    patience: int = 10
+    decay_factor: int = 2
+    threshold: float = 1e-3
+    lr: float | None = None
+    momentum: float = 0.9
+    test_size: float = DEFAULT_TEST_SIZE
+
+    def __post_init__(self):
+        if not isinstance(self.spec, Spec):
+            raise ValueError(f"spec must be a Spec, not {self.spec!r}")
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("init", self.init, INITS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        object.__setattr__(self, "hidden", tuple(_int("hidden sizes", h, 1, 65536) for h in self.hidden))
+        _int("epochs", self.epochs, 1)
+        _int("batch_size", self.batch_size, 1)
+        seeds = tuple(_int("seed", s, 0, 2**63 - 1) for s in self.seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be one or more distinct integers, not {self.seeds!r}")
+        object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "sigma_scale", _positive("sigma_scale", self.sigma_scale))
+        _int("patience", self.patience, 1)
+        _int("decay_factor", self.decay_factor, 2)
+        if not (isinstance(self.threshold, float) and 0 <= self.threshold < 1):
+            raise ValueError(f"threshold must be a number in [0, 1), not {self.threshold!r}")
+        if self.lr is not None:
+            object.__setattr__(self, "lr", _positive("lr", self.lr))
+        if not (isinstance(self.momentum, numbers.Real) and 0 <= self.momentum < 1):
+            raise ValueError(f"momentum must be a number in [0, 1), not {self.momentum!r}")
+        if not (isinstance(self.test_size, float) and 0 < self.test_size < 1):
+            raise ValueError(f"test_size must be a number in (0, 1), not {self.test_size!r}")
+
+    @property
+    def lns(self) -> bool:
+        """True for B-bit Madam."""
+        return self.optimizer == "lns-madam"
+
+    @property
+    def effective_lr(self) -> float | None:
+        """The learning rate of Adam or SGD (None for the Madams)."""
+        if self.optimizer in DEFAULT_LR:
+            return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-able form (the spec as :func:`spec_to_dict`); what a checkpoint must match to be resumed."""
+        d = asdict(self)
+        d["spec"] = spec_to_dict(self.spec)
+        d["hidden"] = list(self.hidden)
+        d["seeds"] = list(self.seeds)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["spec"] = spec_from_dict(d["spec"])
+        d["hidden"] = tuple(d["hidden"])
+        d["seeds"] = tuple(d["seeds"])
+        return cls(**d)
+
+
+@dataclass
+class RunState:
+    """One seed's run: the model, the optimiser's tensors, the schedule and the history so far."""
+
+    seed: int
+    model: MLP
+    params: object
+    schedule: PlateauSchedule
+    lns: bool
+    epoch: int = 0
+    seconds: float = 0.0
+    data: str = ""
+    history: dict = field(default_factory=lambda: {"train_loss": [], "train_accuracy": [], "test_accuracy": [],
+                                                     "eta_rungs": []})
+
+    def meta(self) -> dict:
+        """JSON-able state besides the tensors (for checkpoints)."""
+        nan, inf = (self.params.nan, self.params.inf) if self.lns else (0, 0)
+        return {"seed": self.seed, "epoch": self.epoch, "seconds": self.seconds, "history": self.history,
+                "schedule": self.schedule.state(), "nan": nan, "inf": inf, "data": self.data}
+
+
+def _new_run(config: TrainConfig, split: Split, seed: int) -> RunState:
+    model = MLP(split.n_features, config.hidden, split.n_classes)
+    rng = np.random.default_rng([seed, 0])
+    w0 = model.init_float(rng)
+    scales = model.init_scale()
+    sigma_stars = [config.sigma_scale * s for s in scales]
+    spec = config.spec
+    if config.lns:
+        params = LNSParams(init_lns(spec, w0, scales, config.init, config.sigma_scale, np.random.default_rng([seed, 2])))
+    else:
+        params = FloatParams(config.optimizer, w0, spec=spec, sigma_stars=sigma_stars, lr=config.effective_lr or 0.0,
+                             momentum=config.momentum)
+    schedule = PlateauSchedule(spec.eta_rungs, factor=config.decay_factor,
+                               patience=config.patience if config.schedule == "plateau" else None,
+                               threshold=config.threshold)
+    return RunState(seed=seed, model=model, params=params, schedule=schedule, lns=config.lns)
+
+
+def _restore_run(config: TrainConfig, split: Split, seed: int, raw: dict) -> RunState:
+    run = _new_run(config, split, seed)
+    meta = raw["meta"]
+    if meta["seed"] != seed:
+        raise ValueError(f"checkpoint run for seed {meta['seed']} found where seed {seed} was expected")
+    if run.lns:
+        run.params = LNSParams(checkpoint.restore_lns(raw["tensors"], config.spec))
+        run.params.nan, run.params.inf = meta["nan"], meta["inf"]
+    else:
+        run.params.load_state(checkpoint.restore_float(raw["tensors"]))
+    run.schedule.load_state(meta["schedule"])
+    run.epoch, run.seconds, run.history = meta["epoch"], meta["seconds"], meta["history"]
+    return run
+
+
+def _accuracy(model: MLP, params, X, y, batch: int = 4096) -> float:
+    correct = 0
+    for i in range(0, len(y), batch):
+        correct += int(np.count_nonzero(model.predict(params, X[i:i + batch]) == y[i:i + batch]))
+    return correct / len(y)
+
+
+def train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
+    """One pass over the training data in minibatches, then the test accuracy; appends to ``run.history``."""
+    t0 = time.perf_counter()
+    X, y = split.X_train, split.y_train
+    n = len(y)
+    order = np.random.default_rng([run.seed, 1, run.epoch]).permutation(n)
+    bs = config.batch_size
+    rungs, scale = run.schedule.rungs, run.schedule.scale
+    total, correct = 0.0, 0
+    model, params = run.model, run.params
+    for start in range(0, n, bs):
+        idx = order[start:start + bs]
+        loss, c, grads = model.loss_and_grads(params.params(), X[idx], y[idx])
+        total += loss * len(idx)
+        correct += c
+        if run.lns:
+            params.step(grads, rungs)
+        else:
+            params.step(grads, rungs, scale)
+    loss = total / n
+    h = run.history
+    h["train_loss"].append(loss)
+    h["train_accuracy"].append(correct / n)
+    h["test_accuracy"].append(_accuracy(model, params.params(), split.X_test, split.y_test))
+    h["eta_rungs"].append(rungs)
+    run.schedule.update(loss if math.isfinite(loss) else math.inf)
+    run.epoch += 1
+    run.seconds += time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def limit_threads(n: int):
+    """Within the block, run the golden kernels (Numba) and BLAS on at most ``n`` threads.
+
+    The trainer's tensors are small: on a busy machine, waking a second thread per small kernel costs more
+    than the kernel.
+    """
+    import numba
+
+    prev = numba.get_num_threads()
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            limits = contextlib.nullcontext()
+        else:
+            limits = threadpool_limits(n)
+        with limits:
+            yield
+    finally:
+        numba.set_num_threads(prev)
+
+
+def train(config: TrainConfig, *, split: Split | None = None, resume: dict | None = None, save: str | None = None,
+          progress: bool = False, threads: int = 1) -> dict:
+    """Train every seed of ``config`` for ``config.epochs`` epochs (from a checkpoint if ``resume`` is given).
+
+    Parameters
+    ----------
+    split : Split, optional
+        The data; by default ``load_dataset(config.dataset, seed=...)`` per seed (the split depends on the seed).
+    resume : dict, optional
+        A loaded checkpoint (:func:`lnsim.train.checkpoint.load`); its configuration must equal ``config`` but for
+        ``epochs``.
+    save : str, optional
+        Checkpoint path, rewritten after every epoch.
+    progress : bool
+        Show a tqdm progress bar per seed on stderr (when stderr is a terminal).
+
+    Returns
+    -------
+    dict with ``config``, ``data`` (description per seed), ``runs`` (list of :class:`RunState`) and ``seconds``.
+    """
+    if resume is not None:
+        _check_resume(config, resume["config"])
+    raw_runs = {r["meta"]["seed"]: r for r in (resume or {"runs": []})["runs"]}
+    runs, data = [], []
+    t0 = time.perf_counter()
+    with limit_threads(threads):
+        for seed in config.seeds:
+            s = split if split is not None else load_dataset(config.dataset, seed=seed, test_size=config.test_size)
+            if resume is not None and seed in raw_runs:
+                if raw_runs[seed]["meta"]["data"] != s.fingerprint():
+                    raise ValueError(f"resume: the data of seed {seed} differs from the checkpoint's "
+                                     f"(the data set or file changed)")
+                run = _restore_run(config, s, seed, raw_runs[seed])
+            else:
+                run = _new_run(config, s, seed)
+            run.data = s.fingerprint()
+            data.append(s.describe())
+            runs.append(run)
+            bar = _progress_bar(config, run, progress)
+            try:
+                while run.epoch < config.epochs:
+                    train_epoch(run, config, s)
+                    if save is not None:
+                        checkpoint.save(save, config.to_dict(), runs, config.spec)
+                    _progress_update(bar, run)
+            finally:
+                if bar is not None:
+                    bar.close()
+        if save is not None:
+            checkpoint.save(save, config.to_dict(), runs, config.spec)
+    return {"config": config, "data": data, "runs": runs, "seconds": time.perf_counter() - t0}
+
+
+def _check_resume(config: TrainConfig, saved: dict) -> None:
+    now = config.to_dict()
+    for key in now:
+        if key == "epochs":
+            continue
+        if key == "spec":
+            for name, value in now["spec"].items():
+                if saved["spec"].get(name) != value:
+                    raise ValueError(f"resume: the checkpoint was saved with {name}={saved['spec'].get(name)!r}, "
+                                     f"not {value!r}; repeat the original options")
+        elif saved.get(key) != now[key]:
+            raise ValueError(f"resume: the checkpoint was saved with {key}={saved.get(key)!r}, not {now[key]!r}; "
+                             f"repeat the original options")
+
+
+def _progress_bar(config: TrainConfig, run: RunState, progress: bool):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, nothing when stderr is a file or a CI log.
+    return tqdm(total=config.epochs, initial=run.epoch, desc=f"{config.optimizer} seed {run.seed}", unit="epoch",
+                leave=True, dynamic_ncols=True, disable=None)
+
+
+def _progress_update(bar, run: RunState) -> None:
+    if bar is None:
+        return
+    h = run.history
+    bar.set_postfix(loss=f"{h['train_loss'][-1]:.4f}", train=f"{100 * h['train_accuracy'][-1]:.1f}%",
+                    test=f"{100 * h['test_accuracy'][-1]:.1f}%", eta=f"{h['eta_rungs'][-1]}r", refresh=False)
+    bar.update(1)

@@ -1,0 +1,82 @@
+"""Learning-rate schedule in whole rungs: eta decays toward eta0 when the training loss plateaus.
+
+The paper decays eta "toward the base precision eta0 whenever the loss plateaus"; B-bit Madam can only take
+learning rates that are whole multiples of eta0, so the schedule lives in rungs: ``eta = rungs * eta0``,
+``rungs`` starting at ``eta / eta0`` and floor-divided by ``factor`` (never below 1) after ``patience``
+epochs without a relative improvement of ``threshold`` in the epoch's mean training loss. Float Madam takes
+the same ``rungs * eta0``; Adam and SGD scale their learning rate by ``rungs / start`` (:attr:`scale`).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+__all__ = ["PlateauSchedule"]
+
+
+def _check_int(name, value, lo):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
+    return int(value)
+
+
+class PlateauSchedule:
+    """Reduce-on-plateau in whole rungs.
+
+    Parameters
+    ----------
+    start_rungs : int
+        eta / eta0 at the start.
+    factor : int
+        Divisor at each decay (floor division, at least 1 rung remains); 2 follows the paper's 0.016 -> 0.001.
+    patience : int or None
+        Epochs without improvement before a decay; None never decays (a constant learning rate).
+    threshold : float
+        Relative improvement of the best loss that counts as progress.
+
+    State (saved in checkpoints): ``rungs``, ``best``, ``bad_epochs``, ``decays``.
+    """
+
+    def __init__(self, start_rungs: int, *, factor: int = 2, patience: int | None = 10, threshold: float = 1e-3):
+        self.start_rungs = _check_int("start_rungs", start_rungs, 1)
+        self.factor = _check_int("decay_factor", factor, 2)
+        self.patience = None if patience is None else _check_int("patience", patience, 1)
+        if not (isinstance(threshold, float) and 0.0 <= threshold < 1.0):
+            raise ValueError(f"threshold must be a number in [0, 1), not {threshold!r}")
+        self.threshold = threshold
+        self.rungs = self.start_rungs
+        self.best = math.inf
+        self.bad_epochs = 0
+        self.decays = 0
+
+    @property
+    def scale(self) -> float:
+        """Current over starting learning rate."""
+        return self.rungs / self.start_rungs
+
+    def update(self, loss: float) -> bool:
+        """Record an epoch's mean training loss; return True if the learning rate was decayed."""
+        if loss < self.best * (1.0 - self.threshold):
+            self.best = loss
+            self.bad_epochs = 0
+            return False
+        self.bad_epochs += 1
+        if self.patience is None or self.bad_epochs < self.patience or self.rungs == 1:
+            return False
+        self.rungs = max(1, self.rungs // self.factor)
+        self.decays += 1
+        self.bad_epochs = 0
+        return True
+
+    def state(self) -> dict:
+        """The mutable state, JSON-able."""
+        return {"rungs": self.rungs, "best": self.best if math.isfinite(self.best) else None,
+                "bad_epochs": self.bad_epochs, "decays": self.decays}
+
+    def load_state(self, state: dict) -> None:
+        """Restore :meth:`state`."""
+        self.rungs = int(state["rungs"])
+        self.best = math.inf if state["best"] is None else float(state["best"])
+        self.bad_epochs = int(state["bad_epochs"])
+        self.decays = int(state["decays"])
