@@ -20,7 +20,6 @@ from lnsim import tables
 from lnsim.golden import update_inplace
 from lnsim.spec import LNSFormat, Spec
 from lnsim_testbenches import runner
-from lnsim_testbenches.common import spec_to_json
 
 
 def golden_bulk_rate(spec: Spec, n: int = 4_000_000) -> float:
@@ -53,7 +52,7 @@ def main() -> None:
         build, latency = runner.build_unit(spec, lanes=lanes)
         built = time.perf_counter() - t0
         for stalls in ("none", "random"):
-            params = {"spec": spec_to_json(spec), "lanes": lanes, "vectors": args.vectors, "seed": args.seed,
+            params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": args.vectors, "seed": args.seed,
                       "latency": latency, "stalls": stalls}
             r = runner.run(build, "lnsim_testbenches.update_unit_tb", testcase="random_vectors", params=params)
             t = r["tests"]["random_vectors"]

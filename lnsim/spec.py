@@ -349,6 +349,35 @@ class Spec:
 
         return tables.table_bits(self)
 
+    def to_dict(self) -> dict:
+        """The constructor arguments of the format and config, as plain JSON-able values (see :meth:`from_dict`)."""
+        f, c = self.fmt, self.cfg
+        return {
+            "bits": f.bits,
+            "base": f.base.value,
+            "eta0": f.eta0,
+            "frac_bits": f.frac_bits,
+            "eta": c.eta,
+            "eta_star": c.eta_star,
+            "beta_shift": c.beta_shift,
+            "bias_correction": c.bias_correction,
+            "grad_format": c.grad_format.value,
+            "state_bits": c.state_bits,
+            "log_frac_bits": c.log_frac_bits,
+            "table_index_bits": c.table_index_bits,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Spec":
+        """Rebuild (and validate) the :class:`Spec` that :meth:`to_dict` described."""
+        if d["base"] == Base.POW2.value:
+            fmt = LNSFormat(bits=d["bits"], base=d["base"], frac_bits=d["frac_bits"])
+        else:
+            fmt = LNSFormat(bits=d["bits"], eta0=d["eta0"])
+        keys = ("eta", "eta_star", "beta_shift", "bias_correction", "grad_format", "state_bits", "log_frac_bits",
+                "table_index_bits")
+        return cls(fmt, MadamConfig(**{key: d[key] for key in keys}))
+
     def summary(self) -> dict:
         """Every input and derived quantity, as plain JSON-able values."""
         f, c = self.fmt, self.cfg

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lnsim_testbenches.common import PARAMS_ENV, spec_to_json
+from lnsim_testbenches.common import PARAMS_ENV
 
 __all__ = [
     "BUILD_ARGS",
@@ -329,7 +329,7 @@ def build_unit(spec, *, lanes: int = 1, waves: bool = False, log_table=None, ant
     setup_environment()
     tables = [None if t is None else [int(x) for x in t] for t in (log_table, antilog_table)]
     memo_key = hashlib.sha256(
-        json.dumps([spec_to_json(spec), lanes, waves, tables, _rtl_fingerprint(), _tool_versions(),
+        json.dumps([spec.to_dict(), lanes, waves, tables, _rtl_fingerprint(), _tool_versions(),
                     list(BUILD_ARGS)]).encode()
     ).hexdigest()[:24]
     memo = cache_root() / "memo" / f"{memo_key}.json"

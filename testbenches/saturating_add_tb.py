@@ -14,7 +14,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import Timer
 
-from lnsim_testbenches.common import SAT_N_OFFSET, SAT_OUT_BITS, bench_params, spec_from_json, write_results
+from lnsim.spec import Spec
+from lnsim_testbenches.common import SAT_N_OFFSET, SAT_OUT_BITS, bench_params, write_results
 
 
 def combinations(B: int, nw: int):
@@ -39,7 +40,7 @@ async def exhaustive(dut):
     results = {"tests": {}, "vectors": 0, "mismatches": 0, "first_mismatches": []}
     t_start = time.perf_counter()
     for i, sj in enumerate(params["specs"]):
-        spec = spec_from_json(sj)
+        spec = Spec.from_dict(sj)
         copies = int(params["copies"][i])
         B, nw, kmax = spec.fmt.bits, spec.eta_star_rungs.bit_length(), spec.fmt.code_max
         sw, sg, k, n = combinations(B, nw)

@@ -32,7 +32,7 @@ from cocotb.triggers import RisingEdge
 from lnsim import tables
 from lnsim.golden import grad_dtype, update_inplace
 from lnsim.spec import Spec
-from lnsim_testbenches.common import bench_params, spec_from_json, write_results
+from lnsim_testbenches.common import bench_params, write_results
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
                                        StreamMonitor, run_stream)
 
@@ -314,7 +314,7 @@ class Bench:
 
     def __init__(self, dut, params: dict, name: str):
         self.dut, self.params, self.name = dut, params, name
-        self.spec = spec_from_json(params["spec"])
+        self.spec = Spec.from_dict(params["spec"])
         self.lanes = int(params.get("lanes", 1))
         self.layout = UnitLayout(self.spec, self.lanes)
         self.model = GoldenModel(self.spec)

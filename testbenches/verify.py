@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from lnsim_testbenches import runner
-from lnsim_testbenches.common import spec_to_json
 
 __all__ = ["BENCH", "DEFAULT_TESTS", "verify"]
 
@@ -57,7 +56,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
     overrides = runner.fault_tables(spec, fault) if fault else {}
     build, latency = runner.build_unit(spec, lanes=lanes, log=log, **overrides)
     tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive else [])
-    params = {"spec": spec_to_json(spec), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
+    params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
               "stalls": stalls, "reset_vectors": 4096}
     with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
         results = runner.run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
@@ -104,7 +103,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
 def _trace(spec, lanes, seed, latency, stalls, first, overrides, report: Path, log) -> str | None:
     """A VCD of the mismatching vectors: replayed alone if that reproduces, else the failing test's prefix."""
     build, _ = runner.build_unit(spec, lanes=lanes, waves=True, log=log, **overrides)
-    params = {"spec": spec_to_json(spec), "lanes": lanes, "seed": seed, "latency": latency, "stalls": stalls,
+    params = {"spec": spec.to_dict(), "lanes": lanes, "seed": seed, "latency": latency, "stalls": stalls,
               "replay": [m["inputs"] for m in first]}
     if log is not None:
         log("writing a VCD trace of the mismatching vectors")

@@ -21,7 +21,6 @@ from lnsim.cli import main
 from lnsim.spec import LNSFormat, MadamConfig, Spec
 
 runner = pytest.importorskip("lnsim_testbenches.runner")
-from lnsim_testbenches.common import spec_to_json  # noqa: E402
 
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 
@@ -63,7 +62,7 @@ def _run_unit(spec, lanes, vectors, *, exhaustive=False, seed=1, stalls="random"
     bench_build, latency = runner.build_unit(spec, lanes=lanes, **build)
     if tests is None:
         tests = ["random_vectors", "directed_corners", "reset_mid_stream"] + (["exhaustive_grad"] if exhaustive else [])
-    params = {"spec": spec_to_json(spec), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
+    params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
               "stalls": stalls, "reset_vectors": 4096}
     results = runner.run(bench_build, UNIT_BENCH, testcase=tests, params=params, out_dir=tmp_path)
     return results, latency
@@ -128,7 +127,7 @@ def test_saturating_add_every_input_for_b_up_to_10(tmp_path):
     copies = [64 if s.fmt.bits == 10 and s.eta_star_rungs == 1023 else 32 for s in specs]
     build = runner.build_verilog(wrappers.saturating_add_verilog(specs, copies=copies), "saturating_add_array")
     results = runner.run(build, "lnsim_testbenches.saturating_add_tb",
-                         params={"specs": [spec_to_json(s) for s in specs], "copies": copies}, out_dir=tmp_path)
+                         params={"specs": [s.to_dict() for s in specs], "copies": copies}, out_dir=tmp_path)
     assert results["mismatches"] == 0, results["first_mismatches"][:3]
     assert results["tests"]["B=10 SSTAR=1023"]["vectors"] == 2**10 * 2**10 * 4
     assert results["vectors"] == sum(2 ** (s.fmt.bits + s.eta_star_rungs.bit_length() + 2) for s in specs)

@@ -120,3 +120,17 @@ def test_specs_are_frozen_and_hashable():
     with pytest.raises(AttributeError):
         spec.fmt = FMT  # type: ignore[misc]
     assert hash(Spec(FMT)) == hash(spec) and Spec(FMT) == spec
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Spec(FMT),
+        Spec(LNSFormat(bits=12, base="pow2", frac_bits=10), MadamConfig.from_rungs(LNSFormat(bits=12, base="pow2", frac_bits=10), 15, 120)),
+        Spec(LNSFormat(bits=8, eta0=0.016), MadamConfig(eta=0.016, eta_star=0.128, grad_format="float16", beta_shift=16, bias_correction=False, state_bits=31, log_frac_bits=12, table_index_bits=5)),
+    ],
+)
+def test_spec_round_trips_through_json(spec):
+    import json
+
+    assert Spec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
