@@ -16,6 +16,10 @@ from lnsim.spec import Base, LNSFormat, Spec, SpecError
 __all__ = ["grad_dtype", "update_inplace", "update_trace", "decode_bf16", "sigma_star_fixed"]
 
 
+#: Arrays smaller than this run on one thread: waking the thread pool costs more than it saves.
+_PARALLEL_MIN = 1 << 15
+
+
 def grad_dtype(spec: Spec) -> np.dtype:
     """Dtype of the gradient bit patterns for ``spec``: uint16 or uint32."""
     return np.dtype(np.uint16 if spec.cfg.grad_format.width == 16 else np.uint32)
@@ -44,6 +48,8 @@ def update_inplace(spec: Spec, sign, k, grad_bits, state, *, log_eta: int, log_b
     state : uint32 array, second-moment state words (0 for a fresh element; updated)
     log_eta, log_bc : int
         The step's scalars, from :func:`lnsim.tables.log_eta_term` and :func:`lnsim.tables.bias_correction_term`.
+    parallel : bool
+        Use Numba's threads for arrays of 2**15 elements or more (the results are the same either way).
 
     Returns
     -------
@@ -54,7 +60,7 @@ def update_inplace(spec: Spec, sign, k, grad_bits, state, *, log_eta: int, log_b
     _check_array("sign", sign, np.uint8, shape)
     _check_array("grad_bits", grad_bits, grad_dtype(spec), shape)
     _check_array("state", state, np.uint32, shape)
-    kernel = kernels.update_kernel if parallel else kernels.update_kernel_serial
+    kernel = kernels.update_kernel if parallel and k.size >= _PARALLEL_MIN else kernels.update_kernel_serial
     n_nan, n_inf = kernel(
         sign.reshape(-1), k.reshape(-1), grad_bits.reshape(-1), state.reshape(-1),
         np.int64(log_eta), np.int64(log_bc), *_constants(spec), tables.log_table(spec), tables.antilog_table(spec),
@@ -92,7 +98,8 @@ def decode_bf16(fmt: LNSFormat, sign, k, sigma_star: float) -> np.ndarray:
     pow2 = fmt.base is Base.POW2
     hi = hi if hi is not None else (np.zeros(1, np.int32), np.zeros(1, np.int32))
     out = np.empty(k.shape, np.uint16)
-    kernels.decode_kernel(
+    kernel = kernels.decode_kernel if k.size >= _PARALLEL_MIN else kernels.decode_kernel_serial
+    kernel(
         np.ascontiguousarray(sign).reshape(-1), np.ascontiguousarray(k).reshape(-1), out.reshape(-1),
         np.int64(es), np.int64(mus), pow2, np.int64(fmt.frac_bits if pow2 else 0),
         np.int64(0 if pow2 else tables.ladder_split(fmt)), lo[0], lo[1], hi[0], hi[1],
