@@ -98,8 +98,7 @@ def decode_bf16(fmt: LNSFormat, sign, k, sigma_star: float) -> np.ndarray:
     pow2 = fmt.base is Base.POW2
     hi = hi if hi is not None else (np.zeros(1, np.int32), np.zeros(1, np.int32))
     out = np.empty(k.shape, np.uint16)
-    kernel = kernels.decode_kernel if k.size >= _PARALLEL_MIN else kernels.decode_kernel_serial
-    kernel(
+    kernels.decode_kernel(
         np.ascontiguousarray(sign).reshape(-1), np.ascontiguousarray(k).reshape(-1), out.reshape(-1),
         np.int64(es), np.int64(mus), pow2, np.int64(fmt.frac_bits if pow2 else 0),
         np.int64(0 if pow2 else tables.ladder_split(fmt)), lo[0], lo[1], hi[0], hi[1],
