@@ -4,8 +4,9 @@ Built from :mod:`lnsim.spec` and :mod:`lnsim.tables` only (never from the golden
 docs/datapath.md.
 """
 
+from .baseline import LinearUpdateUnit
 from .decode_unit import DecodeUnit
 from .update_unit import UpdateUnit
 from .verilog import generate_decoder_verilog, generate_verilog
 
-__all__ = ["UpdateUnit", "DecodeUnit", "generate_verilog", "generate_decoder_verilog"]
+__all__ = ["UpdateUnit", "DecodeUnit", "LinearUpdateUnit", "generate_verilog", "generate_decoder_verilog"]

