@@ -1,4 +1,5 @@
-"""The pipelined B-bit Madam update unit: per lane one chain of the five stages of docs/datapath.md."""
+"""The pipelined B-bit Madam update unit: per lane one chain of the five stages of docs/datapath.md
+(stages 2-4 each split into parts with registers between them)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from amaranth.lib.wiring import In, Out
 from lnsim.spec import Spec
 
 from ._util import check_lanes, check_table, register
-from .stages import Ema, LogRatio, RungStep, SaturatingAdd, Unpack, Widths
+from .stages import (EmaAdd, EmaAlign, EmaSquare, LogRatioLookup, RungStepLookup, RungStepRound, SaturatingAdd,
+                     Unpack, Widths, outputs_for)
 
 __all__ = ["UpdateUnit", "update_layouts"]
 
-#: Pipeline registers: one after each of the five stages.
-LATENCY = 5
+#: Pipeline registers: one after each of the five stages, and five more inside stages 2-4: stage 2 in
+#: three steps (2a square, 2b align, 2c add), stage 3 in two (3a table reads, 3b multiplies and sum),
+#: stage 4 in three (4a scalars and table reads, 4b interpolation multiply, 4c shift, round, clamp).
+LATENCY = 10
 
 
 def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
@@ -32,8 +36,9 @@ def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
 class UpdateUnit(wiring.Component):
     """The B-bit Madam update unit (docs/datapath.md), ``lanes`` elements per clock.
 
-    Fully pipelined: one register after each of the five stages, so an accepted input leaves
-    :attr:`latency` = 5 cycles later; one update per lane per cycle. Back-pressure stalls the whole pipeline
+    Fully pipelined: one register after each of the five stages and five inside stages 2-4 (see
+    :data:`LATENCY`), so an accepted input leaves :attr:`latency` = 10 cycles later; one update per lane per
+    cycle. Back-pressure stalls the whole pipeline
     (``i.ready = ~o.valid | o.ready``; every register, valid bits and data, advances only then), so no
     element is lost or duplicated. Reset clears the valid bits only.
 
@@ -111,9 +116,9 @@ class UpdateUnit(wiring.Component):
             m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, LATENCY)]
         m.d.comb += self.o.valid.eq(valid[-1])
 
-        # Carry the step's scalars with their elements as far as stage 4.
+        # Carry the step's scalars with their elements as far as stage 4 (through R1, R2a, R2b, R2, R3a, R3).
         scalars = dict(log_eta=self.log_eta, log_bc=self.log_bc)
-        for n in range(1, 4):
+        for n in ("1", "2a", "2b", "2", "3a", "3"):
             scalars = register(m, advance, f"s{n}", **scalars)
 
         # Build one chain of stages per lane.
@@ -130,26 +135,52 @@ class UpdateUnit(wiring.Component):
         r1 = register(m, advance, f"lane{j}_s1", sw=x.sw, k=x.k, st=x.st, sg=unpack.sg, nan=unpack.nan,
                       inf=unpack.inf, zero=unpack.zero, en=unpack.en, S16=unpack.S16)
 
-        # Stage 2: update the second moment; a NaN keeps the old state word.
-        m.submodules[f"lane{j}_ema"] = ema = Ema(spec)
-        m.d.comb += [ema.st.eq(r1["st"]), ema.S16.eq(r1["S16"]), ema.en.eq(r1["en"]), ema.zero.eq(r1["zero"])]
-        keep = {name: r1[name] for name in ("sw", "k", "sg", "nan", "inf", "zero")}
-        r2 = register(m, advance, f"lane{j}_s2", **keep, en=r1["en"], S16=r1["S16"], Em=ema.Em, Sm=ema.Sm,
-                      st=Mux(r1["nan"], r1["st"], ema.st_new))
+        # Stage 2: update the second moment (2a square, 2b align, 2c add); a NaN keeps the old state word.
+        m.submodules[f"lane{j}_ema_square"] = square = EmaSquare(spec)
+        m.submodules[f"lane{j}_ema_align"] = align = EmaAlign(spec)
+        m.submodules[f"lane{j}_ema_add"] = add = EmaAdd(spec)
+        m.d.comb += [square.st.eq(r1["st"]), square.S16.eq(r1["S16"]), square.en.eq(r1["en"]),
+                     square.zero.eq(r1["zero"])]
+        names = ("sw", "k", "sg", "nan", "inf", "zero", "en", "S16", "st")
+        r2a = register(m, advance, f"lane{j}_s2a", **{n: r1[n] for n in names}, **outputs_for(square, align),
+                       Em0=square.Em0)
+        m.d.comb += [getattr(align, n).eq(r2a[n]) for n in outputs_for(square, align)]
+        r2b = register(m, advance, f"lane{j}_s2b", **{n: r2a[n] for n in names}, **outputs_for(align, add),
+                       Em0=r2a["Em0"])
+        m.d.comb += [getattr(add, n).eq(r2b[n]) for n in outputs_for(align, add)]
+        m.d.comb += add.Em0.eq(r2b["Em0"])
+        keep = {name: r2b[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "en", "S16")}
+        r2 = register(m, advance, f"lane{j}_s2", **keep, Em=add.Em, Sm=add.Sm,
+                      st=Mux(r2b["nan"], r2b["st"], add.st_new))
 
-        # Stage 3: the log of g**2 / v.
-        m.submodules[f"lane{j}_log_ratio"] = log_ratio = LogRatio(spec, log_table=self._log_table)
-        m.d.comb += [log_ratio.S16.eq(r2["S16"]), log_ratio.en.eq(r2["en"]), log_ratio.Em.eq(r2["Em"]),
-                     log_ratio.Sm.eq(r2["Sm"]), log_ratio.zero.eq(r2["zero"])]
+        # Stage 3: the log of g**2 / v (3a table reads, 3b multiplies and sum).
+        m.submodules[f"lane{j}_log_ratio_lookup"] = lr_lookup = LogRatioLookup(spec, log_table=self._log_table)
+        m.d.comb += [lr_lookup.S16.eq(r2["S16"]), lr_lookup.en.eq(r2["en"]), lr_lookup.Em.eq(r2["Em"]),
+                     lr_lookup.Sm.eq(r2["Sm"]), lr_lookup.zero.eq(r2["zero"])]
         keep = {name: r2[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
-        r3 = register(m, advance, f"lane{j}_s3", **keep, X=log_ratio.X)
+        m.submodules[f"lane{j}_log_ratio_sum"] = lr_sum = lr_lookup.sum()
+        r3a = register(m, advance, f"lane{j}_s3a", **keep, **outputs_for(lr_lookup, lr_sum))
+        m.d.comb += [getattr(lr_sum, name).eq(r3a[name]) for name in outputs_for(lr_lookup, lr_sum)]
+        keep = {name: r3a[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
+        r3 = register(m, advance, f"lane{j}_s3", **keep, X=lr_sum.X)
 
-        # Stage 4: the rung step.
-        m.submodules[f"lane{j}_rung_step"] = rung_step = RungStep(spec, antilog_table=self._antilog_table)
-        m.d.comb += [rung_step.X.eq(r3["X"]), rung_step.log_eta.eq(scalars["log_eta"]),
-                     rung_step.log_bc.eq(scalars["log_bc"]), rung_step.zero.eq(r3["zero"])]
-        keep = {name: r3[name] for name in ("sw", "k", "sg", "nan", "inf", "st")}
-        r4 = register(m, advance, f"lane{j}_s4", **keep, n=rung_step.n)
+        # Stage 4: the rung step (4a scalars and table reads, 4b interpolation multiply, 4c shift, round, clamp).
+        m.submodules[f"lane{j}_rung_step_lookup"] = lookup = RungStepLookup(spec, antilog_table=self._antilog_table)
+        m.d.comb += [lookup.X.eq(r3["X"]), lookup.log_eta.eq(scalars["log_eta"]),
+                     lookup.log_bc.eq(scalars["log_bc"])]
+        keep = {name: r3[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
+        r4a = register(m, advance, f"lane{j}_s4a", **keep, t0=lookup.t0, d=lookup.d, l=lookup.l,
+                       shift=lookup.shift)
+
+        m.submodules[f"lane{j}_rung_step_interp"] = interp = lookup.interp()
+        m.d.comb += [interp.t0.eq(r4a["t0"]), interp.d.eq(r4a["d"]), interp.l.eq(r4a["l"])]
+        keep = {name: r4a[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
+        r4b = register(m, advance, f"lane{j}_s4b", **keep, A=interp.y, shift=r4a["shift"])
+
+        m.submodules[f"lane{j}_rung_step_round"] = rnd = RungStepRound(spec, a_bits=len(interp.y))
+        m.d.comb += [rnd.A.eq(r4b["A"]), rnd.shift.eq(r4b["shift"]), rnd.zero.eq(r4b["zero"])]
+        keep = {name: r4b[name] for name in ("sw", "k", "sg", "nan", "inf", "st")}
+        r4 = register(m, advance, f"lane{j}_s4", **keep, n=rnd.n)
 
         # Stage 5: the saturating add; a NaN keeps the old code.
         m.submodules[f"lane{j}_saturating_add"] = sat_add = SaturatingAdd(spec)

@@ -19,6 +19,7 @@ import pytest
 
 from lnsim.cli import main
 from lnsim.spec import LNSFormat, MadamConfig, Spec
+from lnsim_rtl.update_unit import LATENCY as UPDATE_LATENCY
 
 runner = pytest.importorskip("lnsim_testbenches.runner")
 
@@ -187,7 +188,7 @@ def test_verify_cli_end_to_end_and_cached(tmp_path, capsys):
     data = json.loads(path.read_text())
     assert data["mismatches"] == 0 and data["vectors"] >= 20_000 and data["vectors_per_second"] > 0
     assert data["spec"] == Spec(LNSFormat(bits=12, eta0=0.001)).summary()
-    assert data["lanes"] == 4 and data["latency"] == 5
+    assert data["lanes"] == 4 and data["latency"] == UPDATE_LATENCY
     assert f"vectors checked   {data['vectors']:,}" in out and "mismatches        0" in out
     assert not (tmp_path / "r").exists()  # a report only after a mismatch
     assert data["build"]["cached"]  # neither elaborated nor compiled again
@@ -215,7 +216,7 @@ def test_verilog_cli_writes_header_and_lints_clean(tmp_path, capsys):
     err = capsys.readouterr().err
     text = path.read_text()
     assert text.startswith("// lnsim_update_unit: ")
-    for line in ("// bits = 12", "// eta0 = 0.001", "// lanes = 4", "// latency = 5 cycles"):
+    for line in ("// bits = 12", "// eta0 = 0.001", "// lanes = 4", f"// latency = {UPDATE_LATENCY} cycles"):
         assert line in text
     assert "module lnsim_update_unit(" in text
     assert "Verilator lint: clean (-Wall, waived: " in err
@@ -262,7 +263,7 @@ def test_second_build_comes_from_the_cache():
     spec, lanes = CONFIGS[0][1], CONFIGS[0][2]
     first, _ = runner.build_unit(spec, lanes=lanes)
     again, latency = runner.build_unit(spec, lanes=lanes)
-    assert again.cached and again.directory == first.directory and latency == 5
+    assert again.cached and again.directory == first.directory and latency == UPDATE_LATENCY
     assert (again.directory / again.toplevel).is_file()
 
 

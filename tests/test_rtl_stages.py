@@ -238,3 +238,11 @@ def test_interpolator_wraps_negative_indices_like_numpy():
 def test_constructor_validation(make, match):
     with pytest.raises((TypeError, ValueError), match=match):
         make()
+
+
+def test_ema_square_msb_comparison_is_exact():
+    """EmaSquare takes bit 31 of S16 * S16 as S16 >= HI_SQ: the same for every 16-bit S16."""
+    from lnsim_rtl.stages import HI_SQ
+
+    s = np.arange(2**16, dtype=np.uint64)
+    assert np.array_equal((s * s) >> np.uint64(31), (s >= HI_SQ).astype(np.uint64))
