@@ -6,7 +6,7 @@ import numbers
 
 from amaranth.hdl import Module, Mux, Signal, Value
 
-__all__ = ["check_lanes", "check_table", "clamp", "register"]
+__all__ = ["check_lanes", "check_table", "clamp", "register", "stream_pipeline"]
 
 
 def check_lanes(lanes) -> int:
@@ -44,3 +44,20 @@ def register(m: Module, enable, prefix: str, **values) -> dict:
     with m.If(enable):
         m.d.sync += [regs[name].eq(value) for name, value in values.items()]
     return regs
+
+
+def stream_pipeline(m: Module, i, o, latency: int):
+    """The handshake of a fixed-latency pipeline between streams ``i`` and ``o``; returns ``advance``.
+
+    Every pipeline register loads only when ``advance = ~o.valid | o.ready`` (also ``i.ready``), so a held
+    output freezes the whole pipeline and no element is lost or duplicated. The valid bits ``s1_valid`` ..
+    ``s{latency}_valid`` (the only registers with a reset) follow the data down to ``o.valid``.
+    """
+    advance = Signal()
+    m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
+    valid = [Signal(name=f"s{n}_valid") for n in range(1, latency + 1)]
+    with m.If(advance):
+        m.d.sync += valid[0].eq(i.valid)
+        m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, latency)]
+    m.d.comb += o.valid.eq(valid[-1])
+    return advance

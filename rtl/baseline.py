@@ -13,7 +13,7 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ._util import check_lanes, clamp, register
+from ._util import check_lanes, clamp, register, stream_pipeline
 
 __all__ = ["LinearUpdateUnit"]
 
@@ -88,15 +88,7 @@ class LinearUpdateUnit(wiring.Component):
         B = self._bits
 
         # Advance the whole pipeline unless a valid output is held back.
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-
-        # Move the valid bits down the pipeline.
-        valid = [Signal(name=f"s{n}_valid") for n in range(1, LATENCY + 1)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += valid[1].eq(valid[0])
-        m.d.comb += self.o.valid.eq(valid[-1])
+        advance = stream_pipeline(m, self.i, self.o, LATENCY)
 
         for j in range(self._lanes):
             x, y = self.i.payload[j], self.o.payload[j]

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from lnsim import tables
 from lnsim.spec import Base, LNSFormat
 
-from ._util import check_lanes, register
+from ._util import check_lanes, register, stream_pipeline
 
 __all__ = ["LadderLookup", "Scale", "DecodeUnit", "decode_layouts", "SIGMA_ES_BITS"]
 
@@ -235,12 +235,7 @@ class DecodeUnit(wiring.Component):
         m = Module()
 
         # Advance the whole pipeline unless a valid output is held back.
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-        valid = [Signal(name=f"s{n}_valid") for n in range(1, LATENCY + 1)]
-        with m.If(advance):
-            m.d.sync += [valid[0].eq(self.i.valid), valid[1].eq(valid[0])]
-        m.d.comb += self.o.valid.eq(valid[-1])
+        advance = stream_pipeline(m, self.i, self.o, LATENCY)
 
         # Sample sigma_star with the input.
         sigma = register(m, advance, "s1", es=self.sigma_es, mus=self.sigma_mus)

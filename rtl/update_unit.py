@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from lnsim.spec import Spec
 
-from ._util import check_lanes, check_table, register
+from ._util import check_lanes, check_table, register, stream_pipeline
 from .stages import (EmaAdd, EmaAlign, EmaSquare, LogRatioLookup, RungStepLookup, RungStepRound, SaturatingAdd,
                      Unpack, Widths, outputs_for)
 
@@ -106,15 +106,7 @@ class UpdateUnit(wiring.Component):
         m = Module()
 
         # Advance the whole pipeline unless a valid output is held back.
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), self.i.ready.eq(advance)]
-
-        # Move the valid bits down the pipeline.
-        valid = [Signal(name=f"s{n}_valid") for n in range(1, LATENCY + 1)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, LATENCY)]
-        m.d.comb += self.o.valid.eq(valid[-1])
+        advance = stream_pipeline(m, self.i, self.o, LATENCY)
 
         # Carry the step's scalars with their elements as far as stage 4 (through R1, R2a, R2b, R2, R3a, R3).
         scalars = dict(log_eta=self.log_eta, log_bc=self.log_bc)
