@@ -11,23 +11,15 @@ Usage: python benchmarks/bench_golden.py [--n 10000000] [--repeat 7]
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_time
 
 import lnsim
 from lnsim import tables
 from lnsim.golden import update_inplace
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 class NumpyMadam:

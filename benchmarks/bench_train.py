@@ -13,9 +13,9 @@ Usage: python benchmarks/bench_train.py [--dataset digits] [--hidden 128] [--bat
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
+from _timing import best_time
 
 import lnsim
 from lnsim import tables
@@ -54,14 +54,6 @@ class Adam32:
         np.add(self.w, tmp, out=self.w)
 
 
-def best_time(fn, repeat: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main(argv=None) -> None:

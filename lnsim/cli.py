@@ -8,7 +8,7 @@ import sys
 
 from lnsim.spec import Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
 
-__all__ = ["main", "spec_options", "spec_from_args"]
+__all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw"]
 
 _DEFAULT_ETA0 = 0.001
 _DEFAULT_ETA = 0.01
@@ -24,7 +24,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"lnsim: error: {message}\n")
 
 
-def _int_or_raw(text: str):
+def int_or_raw(text: str):
     """Parse an int, or pass the raw text on so the spec names it in its own message."""
     try:
         return int(text)
@@ -32,7 +32,8 @@ def _int_or_raw(text: str):
         return text
 
 
-def _float_or_raw(text: str):
+def float_or_raw(text: str):
+    """Parse a float, or pass the raw text on so the spec names it in its own message."""
     try:
         return float(text)
     except ValueError:
@@ -43,22 +44,22 @@ def spec_options(hardware: bool = False) -> argparse.ArgumentParser:
     """A parent parser with the spec's options, named identically in every subcommand."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("spec")
-    g.add_argument("--bits", type=_int_or_raw, default=12, help="code width B, 2..24 (default 12)")
+    g.add_argument("--bits", type=int_or_raw, default=12, help="code width B, 2..24 (default 12)")
     g.add_argument("--base", default="natural", help="'natural' (eta0) or 'pow2' (eta0 = ln2/2**frac-bits)")
-    g.add_argument("--eta0", type=_float_or_raw, default=None, help=f"base precision, natural base (default {_DEFAULT_ETA0})")
-    g.add_argument("--frac-bits", type=_int_or_raw, default=None, help="m for --base pow2, 0..16")
-    g.add_argument("--eta", type=_float_or_raw, default=None, help=f"learning rate, a multiple of eta0 (default {_DEFAULT_ETA})")
-    g.add_argument("--eta-star", type=_float_or_raw, default=None, help="largest step, a multiple of eta0 (default 8 x eta)")
-    g.add_argument("--eta-rungs", type=_int_or_raw, default=None, help="learning rate in rungs (instead of --eta)")
-    g.add_argument("--eta-star-rungs", type=_int_or_raw, default=None, help="largest step in rungs (instead of --eta-star)")
-    g.add_argument("--beta-shift", type=_int_or_raw, default=10, help="s, beta = 1 - 2**-s, 1..16 (default 10)")
+    g.add_argument("--eta0", type=float_or_raw, default=None, help=f"base precision, natural base (default {_DEFAULT_ETA0})")
+    g.add_argument("--frac-bits", type=int_or_raw, default=None, help="m for --base pow2, 0..16")
+    g.add_argument("--eta", type=float_or_raw, default=None, help=f"learning rate, a multiple of eta0 (default {_DEFAULT_ETA})")
+    g.add_argument("--eta-star", type=float_or_raw, default=None, help="largest step, a multiple of eta0 (default 8 x eta)")
+    g.add_argument("--eta-rungs", type=int_or_raw, default=None, help="learning rate in rungs (instead of --eta)")
+    g.add_argument("--eta-star-rungs", type=int_or_raw, default=None, help="largest step in rungs (instead of --eta-star)")
+    g.add_argument("--beta-shift", type=int_or_raw, default=10, help="s, beta = 1 - 2**-s, 1..16 (default 10)")
     g.add_argument("--no-bias-correction", action="store_true", help="do not divide the EMA by 1 - beta**t")
     g.add_argument("--grad-format", default="bfloat16", help="bfloat16 (default), float16 or float32")
-    g.add_argument("--state-bits", type=_int_or_raw, default=32, help="second-moment state width (default 32)")
-    g.add_argument("--log-frac-bits", type=_int_or_raw, default=16, help="F, log-domain fraction bits (default 16)")
-    g.add_argument("--table-index-bits", type=_int_or_raw, default=7, help="a, log/antilog table index bits (default 7)")
+    g.add_argument("--state-bits", type=int_or_raw, default=32, help="second-moment state width (default 32)")
+    g.add_argument("--log-frac-bits", type=int_or_raw, default=16, help="F, log-domain fraction bits (default 16)")
+    g.add_argument("--table-index-bits", type=int_or_raw, default=7, help="a, log/antilog table index bits (default 7)")
     if hardware:
-        g.add_argument("--lanes", type=_int_or_raw, default=1, help="elements per clock (default 1)")
+        g.add_argument("--lanes", type=int_or_raw, default=1, help="elements per clock (default 1)")
     return p
 
 
@@ -290,8 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "report of the first mismatching vectors and a VCD trace, and naming the first pipeline "
                     "stage that differs from the golden model.",
     )
-    verify.add_argument("--vectors", type=_int_or_raw, default=100_000, help="random vectors (default 100000)")
-    verify.add_argument("--seed", type=_int_or_raw, default=0, help="random seed (default 0)")
+    verify.add_argument("--vectors", type=int_or_raw, default=100_000, help="random vectors (default 100000)")
+    verify.add_argument("--seed", type=int_or_raw, default=0, help="random seed (default 0)")
     verify.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     verify.add_argument("--report-dir", metavar="DIR", default="lnsim-verify-report",
                         help="where a mismatch report and VCD go (default ./lnsim-verify-report)")

@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lnsim.cli import float_or_raw, int_or_raw
+
 __all__ = ["TARGETS", "SynthError", "Target", "synthesize", "parse_yosys_stat", "parse_nextpnr_log",
            "parse_nextpnr_report", "add_synth_parser", "run_synth", "SWEEP_BITS", "SWEEP_LANES", "UNITS"]
 
@@ -356,20 +358,6 @@ LUTs, flip-flops, block RAMs and DSPs, Fmax, the critical path, the placement se
 --sweep runs both units over bits {8, 10, 12, 16} x lanes {1, 4} and writes a CSV and a PNG."""
 
 
-def _int_or_raw(text):
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _float_or_raw(text):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def add_synth_parser(subparsers, hardware_spec_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Register ``synth`` on ``subparsers`` with the spec and ``--lanes`` options of ``hardware_spec_parent``.
 
@@ -380,11 +368,11 @@ def add_synth_parser(subparsers, hardware_spec_parent: argparse.ArgumentParser) 
     g = p.add_argument_group("synthesis")
     g.add_argument("--target", default="ecp5-25k", help=f"{' | '.join(TARGETS)} (default ecp5-25k)")
     g.add_argument("--unit", default="madam", help="madam (the update unit) | linear (the baseline) (default madam)")
-    g.add_argument("--seed", type=_int_or_raw, default=1, help="placement seed (default 1)")
-    g.add_argument("--freq", type=_float_or_raw, default=None,
+    g.add_argument("--seed", type=int_or_raw, default=1, help="placement seed (default 1)")
+    g.add_argument("--freq", type=float_or_raw, default=None,
                    help="clock constraint in MHz (default 150 on ecp5-25k, 50 on ice40-up5k)")
     g.add_argument("--keep", action="store_true", help="keep the work directory (always kept after a failure)")
-    g.add_argument("--timeout", type=_float_or_raw, default=3600.0, help="seconds per tool run (default 3600)")
+    g.add_argument("--timeout", type=float_or_raw, default=3600.0, help="seconds per tool run (default 3600)")
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the report (or the sweep's reports) as JSON")
     o.add_argument("--sweep", action="store_true",

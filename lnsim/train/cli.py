@@ -13,6 +13,7 @@ import json
 import math
 import sys
 
+from lnsim.cli import float_or_raw, int_or_raw
 from lnsim.train.data import BUNDLED, DEFAULT_TEST_SIZE
 from lnsim.train.optim import INITS, OPTIMIZERS
 
@@ -31,20 +32,6 @@ the same model, split and seeds. eta decays toward eta0 in whole rungs when the 
 Prints a table per seed; optional JSON, PNG and checkpoints (resume with the same options plus --resume)."""
 
 
-def _int_or_raw(text):
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _float_or_raw(text):
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
 def add_train_parser(subparsers, spec_options_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Register ``train`` on ``subparsers`` (from ``add_subparsers``) with the spec options of ``spec_options_parent``.
 
@@ -58,23 +45,23 @@ def add_train_parser(subparsers, spec_options_parent: argparse.ArgumentParser) -
     g.add_argument("--data", metavar="FILE.npz", default=None,
                    help="your data instead: arrays X (samples x features), integer y, optional X_test, y_test")
     g.add_argument("--hidden", default="128", help="hidden layer widths, comma-separated; '' for none (default 128)")
-    g.add_argument("--epochs", type=_int_or_raw, default=100, help="epochs (default 100)")
-    g.add_argument("--batch-size", type=_int_or_raw, default=32, help="minibatch size (default 32)")
-    g.add_argument("--seeds", type=_int_or_raw, default=1, help="number of seeds (default 1)")
-    g.add_argument("--seed", type=_int_or_raw, default=0, help="first seed (default 0)")
+    g.add_argument("--epochs", type=int_or_raw, default=100, help="epochs (default 100)")
+    g.add_argument("--batch-size", type=int_or_raw, default=32, help="minibatch size (default 32)")
+    g.add_argument("--seeds", type=int_or_raw, default=1, help="number of seeds (default 1)")
+    g.add_argument("--seed", type=int_or_raw, default=0, help="first seed (default 0)")
     g.add_argument("--init", default="quantized", help=f"codes: {' | '.join(INITS)} (default quantized)")
-    g.add_argument("--sigma-scale", type=_float_or_raw, default=3.0,
+    g.add_argument("--sigma-scale", type=float_or_raw, default=3.0,
                    help="sigma_star as a multiple of the usual init scale 1/sqrt(3 fan_in) (default 3)")
     g.add_argument("--schedule", default="plateau", help="plateau | constant (default plateau)")
-    g.add_argument("--patience", type=_int_or_raw, default=10, help="epochs without progress before a decay (default 10)")
-    g.add_argument("--decay-factor", type=_int_or_raw, default=2, help="divide eta in rungs by this (default 2)")
-    g.add_argument("--threshold", type=_float_or_raw, default=1e-3,
+    g.add_argument("--patience", type=int_or_raw, default=10, help="epochs without progress before a decay (default 10)")
+    g.add_argument("--decay-factor", type=int_or_raw, default=2, help="divide eta in rungs by this (default 2)")
+    g.add_argument("--threshold", type=float_or_raw, default=1e-3,
                    help="relative fall of the training loss that counts as progress (default 0.001)")
-    g.add_argument("--lr", type=_float_or_raw, default=None, help="learning rate of adam (default 0.001) and sgd (0.01)")
-    g.add_argument("--momentum", type=_float_or_raw, default=0.9, help="sgd momentum (default 0.9)")
-    g.add_argument("--test-size", type=_float_or_raw, default=DEFAULT_TEST_SIZE,
+    g.add_argument("--lr", type=float_or_raw, default=None, help="learning rate of adam (default 0.001) and sgd (0.01)")
+    g.add_argument("--momentum", type=float_or_raw, default=0.9, help="sgd momentum (default 0.9)")
+    g.add_argument("--test-size", type=float_or_raw, default=DEFAULT_TEST_SIZE,
                    help=f"held-out share when the data has no test set (default {DEFAULT_TEST_SIZE})")
-    g.add_argument("--threads", type=_int_or_raw, default=1, help="threads for the kernels and BLAS (default 1)")
+    g.add_argument("--threads", type=int_or_raw, default=1, help="threads for the kernels and BLAS (default 1)")
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the results as JSON")
     o.add_argument("--plot", metavar="FILE.png", help="write loss/accuracy curves and code histograms")
