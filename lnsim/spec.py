@@ -379,30 +379,19 @@ class Spec:
         return cls(fmt, MadamConfig(**{key: d[key] for key in keys}))
 
     def summary(self) -> dict:
-        """Every input and derived quantity, as plain JSON-able values."""
+        """Every input (:meth:`to_dict`) and derived quantity, as plain JSON-able values."""
         f, c = self.fmt, self.cfg
         return {
-            "bits": f.bits,
-            "base": f.base.value,
-            "eta0": f.eta0,
-            "frac_bits": f.frac_bits,
+            **self.to_dict(),
             "code_max": f.code_max,
             "rung_ratio": f.rung_ratio,
             "dynamic_range": f.dynamic_range,
-            "eta": c.eta,
-            "eta_star": c.eta_star,
             "eta_rungs": self.eta_rungs,
             "eta_star_rungs": self.eta_star_rungs,
             "clamp_ratio": self.clamp_ratio,
-            "beta_shift": c.beta_shift,
             "beta": c.beta,
-            "bias_correction": c.bias_correction,
-            "grad_format": c.grad_format.value,
-            "state_bits": c.state_bits,
             "state_exp_bits": c.state_exp_bits,
             "state_man_bits": c.state_man_bits,
-            "log_frac_bits": c.log_frac_bits,
-            "table_index_bits": c.table_index_bits,
             "code_dtype": f.code_dtype,
             "packed_dtype": f.packed_dtype,
             "table_bits": self.table_bits(),
