@@ -1,9 +1,9 @@
 """Time per training step of the B-bit Madam MLP against a float32 NumPy MLP with Adam on the same shapes.
 
 Both steps run the trainer's float32 forward and backward pass (lnsim.train.model.MLP) on the same
-minibatches; B-bit Madam then decodes nothing but codes (bit-true bfloat16 decoder) and updates every tensor
-through GoldenMadam.step, Adam updates float32 arrays in place with ``out=`` ufuncs. Also prints where the B-bit
-step's time goes (forward/backward, gradient quantisation, validation plus kernel, decoder). One run, best of
+minibatches; B-bit Madam then quantises the gradients, updates every code and decodes the new weights
+(bit-true bfloat16 decoder) in one FusedMadam call (the trainer's way), or through GoldenMadam.step per tensor;
+Adam updates float32 arrays in place with ``out=`` ufuncs. Also prints where the B-bit step's time goes. One run, best of
 ``--repeat`` passes over ``--steps`` minibatches, one thread (as the trainer runs). Target (issue): ratio <= 1.2.
 
 Usage: python benchmarks/bench_train.py [--dataset digits] [--hidden 128] [--batch-size 32] [--bits 12]
@@ -18,8 +18,7 @@ import numpy as np
 from _timing import best_time
 
 import lnsim
-from lnsim import tables
-from lnsim.golden import decode_bf16, update_inplace
+from lnsim.golden import FusedMadam
 from lnsim.train.data import load_dataset
 from lnsim.train.model import MLP
 from lnsim.train.optim import LNSParams, init_lns
@@ -97,38 +96,23 @@ def main(argv=None) -> None:
             for opt, g in zip(adams, grads):
                 opt.step(g)
 
-    # The fused B-bit step split into its parts (same calls as LNSParams.step and .params()).
+    # The fused B-bit step split into its parts: the float32 pass, and the one FusedMadam call.
     grads_fixed = model.loss_and_grads(lns.params(), *data[0])[2]
-    gf = spec.cfg.grad_format
-    flat_grad = np.concatenate([g.reshape(-1) for g in grads_fixed])
-    sign, k, state = lns._sign, lns._k.copy(), lns._state.copy()
-    grad_bits = lnsim.grad_to_bits(flat_grad, gf)
-    log_eta, log_bc = tables.log_eta_term(spec, rungs), tables.bias_correction_term(spec, 10)
+    spare = LNSParams(init_lns(spec, w0, model.init_scale(), "quantized", 3.0, rng))
 
     def fwd_bwd_pass():
         params = lns.params()
         for X, y in data:
             model.loss_and_grads(params, X, y)
 
-    def quantise_pass():
+    def fused_pass():  # on a spare copy, with a real step's gradients
         for _ in data:
-            for sl, g in zip(lns._slices, grads_fixed):
-                lns._grad[sl] = g.reshape(-1)
-            lnsim.grad_to_bits(lns._grad, gf)
+            spare.fused.step(grads_fixed, rungs)
 
-    def kernel_pass():  # on copies of the codes and state, with a real step's gradients
-        for _ in data:
-            update_inplace(spec, sign, k, grad_bits, state, log_eta=log_eta, log_bc=log_bc, parallel=False)
-
-    def decode_pass():
-        for _ in data:
-            lns._decoded = None
-            lns.params()
-
-    # Fixed cost of one call on a one-element array: validation + dispatch, no work.
-    one = dict(s=np.zeros(1, np.uint8), k=np.zeros(1, fmt.code_dtype), st=np.zeros(1, np.uint32),
-               b=np.zeros(1, np.uint16), g=np.zeros(1, np.float32))
+    # Fixed cost of one call on a one-element tensor: checks + dispatch, no work.
     calls = 1000
+    one = FusedMadam([lnsim.GoldenMadam(np.zeros(1, np.uint8), np.zeros(1, fmt.code_dtype), spec, 0.5)])
+    one_grad = [np.zeros(1, np.float32)]
 
     def call_cost(fn):
         def run():
@@ -140,10 +124,7 @@ def main(argv=None) -> None:
     zero_bias = np.zeros(bias.shape, np.float32)
     fixed = {
         "GoldenMadam.step (10-element bias)": lambda: bias.step(zero_bias),
-        "update_inplace": lambda: update_inplace(spec, one["s"], one["k"], one["b"], one["st"], log_eta=log_eta,
-                                                 log_bc=log_bc, parallel=False),
-        "decode_bf16": lambda: decode_bf16(fmt, one["s"], one["k"], 0.5),
-        "grad_to_bits": lambda: lnsim.grad_to_bits(one["g"], gf),
+        "FusedMadam.step (1 element)": lambda: one.step(one_grad, rungs),
     }
 
     with limit_threads(1):
@@ -152,9 +133,7 @@ def main(argv=None) -> None:
         t_adam = best_time(adam_pass, a.repeat) / a.steps
         parts = {
             "forward + backward (float32)": best_time(fwd_bwd_pass, a.repeat) / a.steps,
-            "gather + grad_to_bits (1 call)": best_time(quantise_pass, a.repeat) / a.steps,
-            "update_inplace (1 call, serial)": best_time(kernel_pass, a.repeat) / a.steps,
-            f"decode_bf16 + shift ({len(lns._groups)} calls)": best_time(decode_pass, a.repeat) / a.steps,
+            "FusedMadam.step (quantise, update, decode)": best_time(fused_pass, a.repeat) / a.steps,
         }
         fixed_cost = {name: best_time(call_cost(fn), a.repeat) / calls for name, fn in fixed.items()}
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 
 from lnsim.spec import GradFormat, LNSFormat, SpecError
 
-__all__ = ["encode", "decode", "grad_to_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
+__all__ = ["encode", "decode", "grad_to_bits", "float32_to_bfloat16_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
 
 
 def check_sigma_star(sigma_star) -> float:
@@ -92,11 +93,26 @@ def grad_to_bits(g, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.n
         with np.errstate(over="ignore"):
             out = g32.astype(np.float16).view(np.uint16)
     else:
-        u = g32.view(np.uint32).astype(np.uint64)
-        rounded = (u + 0x7FFF + ((u >> 16) & 1)) >> 16
-        quiet_nan = (u >> 16) | 0x0040
-        out = np.where(np.isnan(g32), quiet_nan, rounded).astype(np.uint16)
+        out = np.empty(g32.shape, np.uint16)
+        float32_to_bfloat16_bits(g32.view(np.uint32), out)
     return out.reshape(shape)
+
+
+@numba.njit(cache=True, nogil=True)
+def float32_to_bfloat16_bits(u, out):
+    """bfloat16 bit patterns (uint16 ``out``) of float32 bit patterns ``u`` (uint32), rounded to nearest even.
+
+    Integer-only: the upper half plus a rounding increment of 0x7FFF (+1 when the kept half is odd); a NaN keeps
+    its upper half with the quiet bit set. No finite input overflows uint32 (the largest, 0x7F7FFFFF or
+    0xFF7FFFFF, rounds to +-Inf).
+    """
+    for j in range(u.shape[0]):
+        i = np.uint64(j)  # unsigned: no negative-index wraparound, so LLVM vectorises the loop
+        x = u[i]
+        upper = x >> np.uint32(16)
+        rounded = np.uint16((x + np.uint32(0x7FFF) + (upper & np.uint32(1))) >> np.uint32(16))
+        quiet_nan = np.uint16(upper | np.uint32(0x0040))
+        out[i] = quiet_nan if (x & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000) else rounded
 
 
 def bits_to_grad(bits, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.ndarray:

@@ -109,6 +109,18 @@ def test_bfloat16_rounding_matches_bitwise_reference():
     assert got[:8].tolist() == [0x3F80, 0x3F82, 0x7F80, 0x0000, 0x0002, 0x7F80, 0xFF80, 0x7FC0]
 
 
+def test_bfloat16_rounding_every_upper_half():
+    """All 2**16 upper halves x the lower halves where rounding decides (ties, just below and above)."""
+    upper = np.arange(2**16, dtype=np.uint64)[:, None] << 16
+    lower = np.array([0, 1, 0x7FFF, 0x8000, 0x8001, 0xFFFF], np.uint64)[None, :]
+    u = (upper | lower).reshape(-1)
+    up, low = u >> 16, u & 0xFFFF
+    rounded = up + ((low > 0x8000) | ((low == 0x8000) & (up & 1 == 1)))
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    expected = np.where(nan, up | 0x40, rounded).astype(np.uint16)
+    np.testing.assert_array_equal(grad_to_bits(u.astype(np.uint32).view(np.float32)), expected)
+
+
 @pytest.mark.parametrize("fmt", ["bfloat16", "float16", "float32"])
 def test_gradient_codec_keeps_special_classes(fmt):
     x = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -2.5, 1e-40, 3e-6], np.float32)

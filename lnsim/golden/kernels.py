@@ -24,6 +24,8 @@ from llvmlite import ir as llvm_ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
+from lnsim.codecs import float32_to_bfloat16_bits
+
 __all__ = [
     "update_element",
     "update_lean",
@@ -527,7 +529,7 @@ def _make_update_loop(consts, LOG, ALOG, parallel):
 
 
 _loops = {}
-_loops_lock = threading.Lock()
+_loops_lock = threading.RLock()  # re-entered: the fused step compiles its update loop
 
 
 def _update_loop_for(consts, LOG, ALOG, parallel):
@@ -541,7 +543,57 @@ def _update_loop_for(consts, LOG, ALOG, parallel):
     return fn
 
 
-def _fits_lean(log_eta, log_bc):
+def _decode_lut_loop(sign, k, out, seg_ends, lut_offsets, LUT):
+    """``out[i] = LUT[lut_offsets[s] + k[i]] | sign[i] << 31`` over the segments ending at ``seg_ends``.
+
+    ``LUT`` holds, per segment, the decoder's bfloat16 bits of +sigma_star * exp(-k * eta0) for every code,
+    shifted into the upper half of a float32 word (see :class:`lnsim.golden.FusedMadam`).
+    """
+    start = 0
+    for s in range(seg_ends.shape[0]):
+        base = np.uint64(lut_offsets[s])
+        for j in range(start, seg_ends[s]):
+            i = np.uint64(j)
+            out[i] = LUT[base + np.uint64(k[i])] | (np.uint32(sign[i]) << np.uint32(31))
+        start = seg_ends[s]
+
+
+def _make_fused_step(consts, LOG, ALOG):
+    """Compile, for one datapath, a step over flat buffers: float32 gradients -> update -> decoded weights.
+
+    One call does what :func:`lnsim.codecs.grad_to_bits`, ``update_kernel_serial`` and the weight decoder do in
+    three, on one thread (the trainer's small tensors gain nothing from threads).
+    """
+    update_loop = _update_loop_for(consts, LOG, ALOG, False)
+
+    def fused_step(sign, k, grad_u32, convert_bf16, grad_bits, state, log_eta, log_bc, SSTAR, KMAX,
+                   wbits, seg_ends, lut_offsets, LUT):
+        if convert_bf16:
+            float32_to_bfloat16_bits(grad_u32, grad_bits)
+        n_nan, n_inf = update_loop(sign, k, grad_bits, state, log_eta, log_bc, SSTAR, KMAX)
+        decode_lut_loop(sign, k, wbits, seg_ends, lut_offsets, LUT)
+        return n_nan, n_inf
+
+    return numba.njit(nogil=True)(fused_step)
+
+
+_fused = {}
+
+
+def fused_step_for(W, MB, WM, EMAX, s, F, a, LOG, ALOG):
+    """The compiled fused step (:func:`_make_fused_step`) for these constants and tables (one per datapath)."""
+    key = ((W, MB, WM, EMAX, s, F, a), LOG.tobytes(), ALOG.tobytes())
+    fn = _fused.get(key)
+    if fn is None:
+        with _loops_lock:
+            fn = _fused.get(key)
+            if fn is None:
+                fn = _fused[key] = _make_fused_step(key[0], LOG, ALOG)
+    return fn
+
+
+def fits_lean(log_eta, log_bc):
+    """Whether the step scalars fit the vectorised loops' int32 arithmetic (else the reference loop runs)."""
     return abs(int(log_eta) - int(log_bc)) < 2**28
 
 
@@ -551,7 +603,7 @@ def update_kernel(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, 
     Same arguments and results as :func:`update_kernel_reference`; runs the loop compiled for these
     constants and tables (compiled on first use, cached on disk).
     """
-    if not _fits_lean(log_eta, log_bc):
+    if not fits_lean(log_eta, log_bc):
         return update_kernel_reference(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG)
     return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, True)(
         sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
@@ -560,7 +612,7 @@ def update_kernel(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, 
 
 def update_kernel_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
     """:func:`update_kernel` on one thread."""
-    if not _fits_lean(log_eta, log_bc):
+    if not fits_lean(log_eta, log_bc):
         return update_kernel_reference_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG)
     return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, False)(
         sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
@@ -631,3 +683,4 @@ update_kernel_reference = numba.njit(cache=True, nogil=True, parallel=True)(_ren
 update_kernel_reference_serial = numba.njit(cache=True, nogil=True)(_renamed(_update_loop, "_serial"))
 # Parallel only: Numba's parfor lowering vectorises this loop, the plain loop not (2.5x slower on one thread).
 decode_kernel = numba.njit(cache=True, nogil=True, parallel=True)(_decode_loop)
+decode_lut_loop = numba.njit(cache=True, nogil=True)(_decode_lut_loop)

@@ -19,8 +19,8 @@ import math
 import numpy as np
 
 from lnsim import reference, tables
-from lnsim.codecs import encode, grad_to_bits
-from lnsim.golden import GoldenMadam, decode_bf16, update_inplace
+from lnsim.codecs import encode
+from lnsim.golden import FusedMadam, GoldenMadam
 from lnsim.spec import Spec
 
 __all__ = ["INIT_DEPTH", "INITS", "OPTIMIZERS", "LNSParams", "FloatParams", "init_lns", "init_depth_rungs"]
@@ -71,16 +71,12 @@ def init_lns(spec: Spec, w0, scales, init: str, sigma_scale: float, rng: np.rand
 class LNSParams:
     """B-bit Madam over a list of tensors, each a :class:`GoldenMadam`; no float copy of any weight is kept.
 
-    ``params()`` are the bit-true decoder's bfloat16 weights as float32 arrays (:func:`lnsim.golden.decode_bf16`),
-    decoded once per step.
+    ``params()`` are the bit-true decoder's bfloat16 weights as float32 arrays (:func:`lnsim.golden.decode_bf16`).
 
-    With ``fused=True`` (the default) the tensors' codes, signs and state words live in one flat buffer each
-    (every GoldenMadam's ``sign``, ``k`` and ``state`` become views of it) and a step is one
-    :func:`lnsim.grad_to_bits` and one :func:`lnsim.golden.update_inplace` over all of them: exactly what
-    ``GoldenMadam.step`` does per tensor (same step scalars, same kernel), without four times its per-call
-    overhead. All tensors share the spec and the step count ``t``, so the bias-correction term is the same.
-    ``fused=False`` calls ``GoldenMadam.step`` on each tensor; tests/test_train_optim.py checks the two agree bit
-    for bit.
+    With ``fused=True`` (the default) the tensors step together through one :class:`lnsim.golden.FusedMadam`
+    (one compiled call per step: gradient quantisation, the golden update, the decoder), exactly what
+    ``GoldenMadam.step`` and ``decode_bf16`` do per tensor. ``fused=False`` calls ``GoldenMadam.step`` on each
+    tensor; tests/test_train_optim.py checks the two agree bit for bit.
     """
 
     def __init__(self, tensors: list[GoldenMadam], *, fused: bool = True):
@@ -88,77 +84,21 @@ class LNSParams:
         self.nan = 0
         self.inf = 0
         self._decoded = None
-        self.fused = bool(fused) and len(tensors) > 0
-        if self.fused:
-            self._fuse()
-
-    def _fuse(self) -> None:
-        ts = self.tensors
-        spec = ts[0].spec
-        if any(t.spec != spec for t in ts) or len({t.t for t in ts}) != 1:
-            raise ValueError("fused tensors must share one spec and one step count t")
-        self.spec = spec
-        sizes = [t.k.size for t in ts]
-        n = sum(sizes)
-        self._sign = np.empty(n, np.uint8)
-        self._k = np.empty(n, spec.fmt.code_dtype)
-        self._state = np.empty(n, np.uint32)
-        self._grad = np.empty(n, np.float32)
-        self._slices = []
-        off = 0
-        for t, size in zip(ts, sizes):
-            sl = slice(off, off + size)
-            self._sign[sl] = t.sign.reshape(-1)
-            self._k[sl] = t.k.reshape(-1)
-            self._state[sl] = t.state.reshape(-1)
-            self._slices.append(sl)
-            off += size
-        self._sign.flags.writeable = False
-        for t, sl in zip(ts, self._slices):
-            shape = t.k.shape
-            t.sign = self._sign[sl].reshape(shape)
-            t.k = self._k[sl].reshape(shape)
-            t.state = self._state[sl].reshape(shape)
-        self._parallel = n >= 1 << 16
-        # Decoded weights: bfloat16 bits shifted into a float32 buffer; neighbouring tensors with the same
-        # sigma_star (a layer's W and b) decode in one call.
-        self._wbits = np.zeros(n, np.uint32)
-        self._weights = [self._wbits[sl].view(np.float32).reshape(t.k.shape) for t, sl in zip(ts, self._slices)]
-        self._groups = []
-        for t, sl in zip(ts, self._slices):
-            if self._groups and self._groups[-1][1] == t.sigma_star:
-                self._groups[-1][0] = slice(self._groups[-1][0].start, sl.stop)
-            else:
-                self._groups.append([sl, t.sigma_star])
+        self.fused = FusedMadam(tensors) if fused and tensors else None
 
     def params(self) -> list[np.ndarray]:
-        """Decoded weights for the forward pass (float32 arrays holding bfloat16 values; fused: views of one buffer,
-        rewritten by the next decode after a step)."""
+        """Decoded weights for the forward pass (float32 arrays holding bfloat16 values; fused: rewritten in place
+        by the next step)."""
+        if self.fused is not None:
+            return self.fused.weights
         if self._decoded is None:
-            if self.fused:
-                fmt = self.spec.fmt
-                for sl, sigma_star in self._groups:
-                    np.left_shift(decode_bf16(fmt, self._sign[sl], self._k[sl], sigma_star), 16, out=self._wbits[sl],
-                                  dtype=np.uint32)
-                self._decoded = self._weights
-            else:
-                self._decoded = [t.weights_bf16() for t in self.tensors]
+            self._decoded = [t.weights_bf16() for t in self.tensors]
         return self._decoded
 
     def step(self, grads, eta_rungs: int) -> None:
         """One B-bit Madam step of every tensor (gradients enter in the spec's gradient format)."""
-        if self.fused:
-            spec = self.spec
-            for sl, g in zip(self._slices, grads):
-                self._grad[sl] = g.reshape(-1)
-            t = self.tensors[0].t + 1
-            n_nan, n_inf = update_inplace(
-                spec, self._sign, self._k, grad_to_bits(self._grad, spec.cfg.grad_format), self._state,
-                log_eta=tables.log_eta_term(spec, eta_rungs), log_bc=tables.bias_correction_term(spec, t),
-                parallel=self._parallel,
-            )
-            for tensor in self.tensors:
-                tensor.t = t
+        if self.fused is not None:
+            n_nan, n_inf = self.fused.step(grads, eta_rungs)
             self.nan += n_nan
             self.inf += n_inf
         else:
@@ -166,7 +106,7 @@ class LNSParams:
                 st = tensor.step(g, eta_rungs=eta_rungs)
                 self.nan += st.nan
                 self.inf += st.inf
-        self._decoded = None
+            self._decoded = None
 
     def saturated(self) -> list[dict]:
         """Per tensor: codes at k = 0 (the largest magnitude, sigma_star) and at k = 2**B - 1 (the smallest)."""

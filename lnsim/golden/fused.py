@@ -1,0 +1,144 @@
+"""FusedMadam: several GoldenMadam tensors stepped as one set of flat buffers, one compiled call per step.
+
+The trainer's hot path. Float32 gradients go in; the step quantises them to the gradient format, runs the
+golden update over every element and decodes the new codes into float32 words holding the bit-true decoder's
+bfloat16 values, all in one call on one thread. A step is exactly :meth:`GoldenMadam.step` on every tensor
+(same kernel, same step scalars) followed by :func:`lnsim.golden.decode_bf16` of the new codes;
+tests/test_golden_fused.py checks both bit for bit.
+
+Decoding reads a per-tensor table of the decoder's output for every code (built once with
+:func:`decode_bf16` itself, so there is no second formula): a weight's value depends only on its sign, its code
+and the tensor's frozen sigma_star. Formats wider than :data:`LUT_MAX_BITS` decode element by element instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lnsim import tables
+from lnsim.codecs import grad_to_bits
+from lnsim.golden import kernels
+from lnsim.golden.datapath import _constants, decode_bf16, grad_dtype, update_inplace
+from lnsim.golden.madam import GoldenMadam
+from lnsim.spec import GradFormat, SpecError
+
+__all__ = ["FusedMadam", "LUT_MAX_BITS"]
+
+#: Widest code whose decode table (2**bits words per tensor) is built; wider formats decode element-wise.
+LUT_MAX_BITS = 16
+
+
+class FusedMadam:
+    """B-bit Madam over a list of tensors sharing one spec and step count, each element updated as
+    :class:`GoldenMadam` does, with one call per step.
+
+    The tensors' ``sign``, ``k`` and ``state`` become views of flat buffers owned here (so each
+    :class:`GoldenMadam` still shows its own tensor). ``weights`` are float32 arrays, one per tensor, holding the
+    decoded bfloat16 values of the current codes; :meth:`step` rewrites them in place.
+
+    Parameters
+    ----------
+    tensors : list of GoldenMadam
+        One spec and one ``t`` for all (the bias-correction term is per step, not per tensor).
+    """
+
+    def __init__(self, tensors: list[GoldenMadam]):
+        tensors = list(tensors)
+        if not tensors or not all(isinstance(t, GoldenMadam) for t in tensors):
+            raise SpecError(f"tensors must be a non-empty list of GoldenMadam, not {tensors!r}")
+        spec = tensors[0].spec
+        if any(t.spec != spec for t in tensors) or len({t.t for t in tensors}) != 1:
+            raise SpecError("tensors must share one spec and one step count t")
+        self.spec = spec
+        self.tensors = tensors
+        self.t = tensors[0].t
+        sizes = [t.k.size for t in tensors]
+        ends = np.cumsum(sizes)
+        self._slices = [slice(int(e - n), int(e)) for e, n in zip(ends, sizes)]
+        n = int(ends[-1])
+        self.sign = np.empty(n, np.uint8)
+        self.k = np.empty(n, spec.fmt.code_dtype)
+        self.state = np.empty(n, np.uint32)
+        for t, sl in zip(tensors, self._slices):
+            self.sign[sl] = t.sign.reshape(-1)
+            self.k[sl] = t.k.reshape(-1)
+            self.state[sl] = t.state.reshape(-1)
+        self.sign.flags.writeable = False
+        for t, sl in zip(tensors, self._slices):
+            t.sign, t.k, t.state = (a[sl].reshape(t.k.shape) for a in (self.sign, self.k, self.state))
+        self._grad = np.zeros(n, np.float32)
+        self._grad_bits = (self._grad.view(np.uint32) if spec.cfg.grad_format is GradFormat.FLOAT32
+                           else np.zeros(n, grad_dtype(spec)))
+        self._wbits = np.zeros(n, np.uint32)
+        self.weights = [self._wbits[sl].view(np.float32).reshape(t.k.shape) for t, sl in zip(tensors, self._slices)]
+        self._segments = self._decode_segments()
+        self._lut = self._build_lut() if spec.fmt.bits <= LUT_MAX_BITS else None
+        self._decode()
+        W, MB, WM, EMAX, s, F, a, SSTAR, KMAX = _constants(spec)
+        self._fused = None
+        if self._lut is not None:
+            fused = kernels.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec))
+            convert = spec.cfg.grad_format is GradFormat.BFLOAT16
+            self._fused = (fused, (self.sign, self.k, self._grad.view(np.uint32), convert, self._grad_bits, self.state),
+                           (np.int32(SSTAR), np.int32(KMAX), self._wbits, *self._lut))
+
+    def _decode_segments(self) -> list:
+        """Runs of neighbouring tensors with one sigma_star (a layer's weights and bias): one table each."""
+        segments = []
+        for t, sl in zip(self.tensors, self._slices):
+            if segments and segments[-1][1] == t.sigma_star:
+                segments[-1][0] = slice(segments[-1][0].start, sl.stop)
+            else:
+                segments.append([sl, t.sigma_star])
+        return [(sl, sigma_star) for sl, sigma_star in segments]
+
+    def _build_lut(self):
+        fmt = self.spec.fmt
+        codes = np.arange(fmt.code_max + 1, dtype=fmt.code_dtype)
+        positive = np.zeros(codes.shape, np.uint8)
+        lut = np.concatenate([decode_bf16(fmt, positive, codes, s).astype(np.uint32) << 16 for _, s in self._segments])
+        ends = np.array([sl.stop for sl, _ in self._segments], np.int64)
+        offsets = np.arange(len(self._segments), dtype=np.int64) * codes.size
+        return ends, offsets, lut
+
+    def _decode(self) -> None:
+        if self._lut is not None:
+            kernels.decode_lut_loop(self.sign, self.k, self._wbits, *self._lut)
+        else:
+            fmt = self.spec.fmt
+            for sl, sigma_star in self._segments:
+                np.left_shift(decode_bf16(fmt, self.sign[sl], self.k[sl], sigma_star), 16, out=self._wbits[sl],
+                              dtype=np.uint32)
+
+    def step(self, grads, eta_rungs: int | None = None) -> tuple[int, int]:
+        """One B-bit Madam step of every tensor with float gradients ``grads`` (one array per tensor, its shape).
+
+        ``eta_rungs`` (default: the spec's eta / eta0) is this step's learning rate in whole rungs. Returns
+        (NaN gradients, +-Inf gradients) over all tensors; ``weights`` then hold the new decoded values.
+        """
+        grads = list(grads)
+        if len(grads) != len(self.tensors):
+            raise SpecError(f"grads must hold {len(self.tensors)} arrays (one per tensor), not {len(grads)}")
+        for i, (sl, t, g) in enumerate(zip(self._slices, self.tensors, grads)):
+            if np.shape(g) != t.k.shape:
+                raise SpecError(f"grads[{i}] must have shape {t.k.shape}, not {np.shape(g)}")
+            self._grad[sl] = np.reshape(g, -1)
+        spec = self.spec
+        log_eta = tables.log_eta_term(spec, eta_rungs)
+        log_bc = tables.bias_correction_term(spec, self.t + 1)
+        fmt = spec.cfg.grad_format
+        if fmt is GradFormat.FLOAT16:
+            self._grad_bits[:] = grad_to_bits(self._grad, fmt)
+        if self._fused is not None and kernels.fits_lean(log_eta, log_bc):
+            fused, buffers, rest = self._fused
+            n_nan, n_inf = fused(*buffers, np.int64(log_eta), np.int64(log_bc), *rest)
+        else:
+            if fmt is GradFormat.BFLOAT16:
+                self._grad_bits[:] = grad_to_bits(self._grad, fmt)
+            n_nan, n_inf = update_inplace(spec, self.sign, self.k, self._grad_bits, self.state, log_eta=log_eta,
+                                          log_bc=log_bc, parallel=False)
+            self._decode()
+        self.t += 1
+        for t in self.tensors:
+            t.t = self.t
+        return int(n_nan), int(n_inf)
