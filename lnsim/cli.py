@@ -266,10 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", metavar="FILE", help="also write them as JSON")
     info.set_defaults(func=_cmd_info)
 
+    from lnsim.sweep.cli import add_sweep_parser
     from lnsim.synth import add_synth_parser
     from lnsim.train.cli import add_train_parser
 
     add_train_parser(sub, spec_options())
+    add_sweep_parser(sub, spec_options())
     add_synth_parser(sub, spec_options(hardware=True))
 
     verilog = sub.add_parser(

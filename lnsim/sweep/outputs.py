@@ -1,0 +1,131 @@
+"""A sweep's tables: one row per task (``results.csv``/``.json``, ``fidelity.csv``/``.json``) and the Markdown
+summaries with the mean and standard deviation over seeds (``summary.md``, ``fidelity.md``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+
+import numpy as np
+
+from lnsim.sweep.store import atomic_write
+from lnsim.sweep.tasks import REFERENCE_SERIES
+from lnsim.train.report import mean_std
+
+__all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_summary", "fidelity_summary"]
+
+_SPEC_FIELDS = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range", "eta", "eta_rungs", "eta_star",
+                "eta_star_rungs", "grad_format", "beta_shift", "bias_correction", "state_bits", "log_frac_bits",
+                "table_index_bits"]
+
+#: Columns of results.csv / keys of each results.json row, in order (see docs/explore.md for units).
+TRAIN_FIELDS = ["optimizer", "series", *_SPEC_FIELDS, "dataset", "model", "epochs", "seed", "test_accuracy",
+                "train_loss", "train_accuracy", "lr_decays", "saturated_k0", "saturated_kmax", "weights",
+                "saturated_fraction", "nan_gradients", "inf_gradients", "seconds", "key", "reference_key"]
+
+#: Columns of fidelity.csv / keys of each fidelity.json row.
+FIDELITY_FIELDS = ["series", *_SPEC_FIELDS, "elements", "steps", "seed", "updates", "exact", "off_by_one",
+                   "max_error", "clamped", "table_bits", "seconds", "key"]
+
+
+def rows(tasks, records: dict, fields) -> list[dict]:
+    """One row per task with a record, in task order: the task's known fields, its measured ones and its key;
+    fields that do not apply (e.g. bits of the float reference) are None."""
+    out = []
+    for task in tasks:
+        record = records.get(task.key)
+        if record is None:
+            continue
+        values = {**task.meta, **record["measured"], "key": task.key}
+        out.append({name: values.get(name) for name in fields})
+    return out
+
+
+def write_rows(out: str, stem: str, table: list[dict], fields) -> list[str]:
+    """Write ``stem.csv`` (empty cell for None) and ``stem.json`` (a list of row objects) into ``out``."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    paths = [os.path.join(out, f"{stem}.csv"), os.path.join(out, f"{stem}.json")]
+    atomic_write(paths[0], text.getvalue())
+    atomic_write(paths[1], json.dumps(table, indent=1, allow_nan=False) + "\n")
+    return paths
+
+
+def _groups(table: list[dict]) -> dict:
+    """Rows by point (series and bits), in first-seen order."""
+    groups = {}
+    for row in table:
+        groups.setdefault((row["series"], row["bits"]), []).append(row)
+    return groups
+
+
+def _pm(values) -> str:
+    mean, std = mean_std([100 * v for v in values])
+    return f"{mean:.2f} +- {std:.2f}"
+
+
+def _eta(row) -> str:
+    if row["eta_rungs"] is None:
+        return f"{row['eta']:g}"
+    return f"{row['eta']:.4g} ({row['eta_rungs']})"
+
+
+def _eta0(row) -> str:
+    if row["base"] == "pow2":
+        return f"2^-{row['frac_bits']} ln2 = {row['eta0']:.4g}"
+    return f"{row['eta0']:.4g}"
+
+
+def training_summary(table: list[dict], *, title: str) -> str:
+    """The Markdown summary of a training sweep: one row per point, test accuracy in % as mean +- standard
+    deviation over seeds (ddof 1), the paired difference to FP32 Madam on the same seeds, saturated codes and
+    mean seconds per run."""
+    by_key = {row["key"]: row for row in table}
+    seeds = sorted({row["seed"] for row in table})
+    lines = [f"# {title}", "",
+             f"{table[0]['dataset']}, {table[0]['model']} MLP, {table[0]['epochs']} epochs, seeds "
+             f"{', '.join(map(str, seeds))}; test accuracy in %, mean +- std over seeds; saturated codes: share of "
+             f"weights at k = 0 and k = 2**B - 1 after training.", "",
+             "| configuration | bits | eta0 | eta (rungs) | dynamic range | test accuracy | vs FP32 Madam (paired) "
+             "| saturated codes | seconds |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (series, bits), group in _groups(table).items():
+        first = group[0]
+        acc = [r["test_accuracy"] for r in group]
+        refs = [by_key.get(r["reference_key"]) for r in group]
+        vs = "-"
+        if series != REFERENCE_SERIES and refs and all(refs):
+            mean, std = mean_std([100 * (a - ref["test_accuracy"]) for a, ref in zip(acc, refs)])
+            vs = f"{mean:+.2f} +- {std:.2f}"
+        sat = "-"
+        if first["weights"]:
+            k0 = np.mean([r["saturated_k0"] for r in group]) / first["weights"]
+            kmax = np.mean([r["saturated_kmax"] for r in group]) / first["weights"]
+            sat = f"{k0:.1%} at k=0, {kmax:.1%} at k=max"
+        lines.append(
+            f"| {series} | {'-' if bits is None else bits} | {_eta0(first) if bits is not None else '-'} | "
+            f"{_eta(first)} | {'-' if first['dynamic_range'] is None else format(first['dynamic_range'], '.4g')} | "
+            f"{_pm(acc)} | {vs} | {sat} | {np.mean([r['seconds'] for r in group]):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def fidelity_summary(table: list[dict], *, title: str) -> str:
+    """The Markdown summary of a fidelity sweep: per point the share of golden rung steps equal to float64
+    Madam's, the count off by one, the worst error in rungs and the update tables' size."""
+    first = table[0]
+    lines = [f"# {title}", "",
+             f"{first['elements']:,} elements x {first['steps']} steps, seed {first['seed']}, gradient scales "
+             f"log-uniform over 1e-6..10 and drifting (lnsim.fidelity.measure).", "",
+             "| configuration | bits | eta0 | eta (rungs) | eta_star (rungs) | exact | off by one | max error (rungs) "
+             "| update table bits | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table:
+        lines.append(f"| {r['series']} | {r['bits']} | {_eta0(r)} | {_eta(r)} | {r['eta_star_rungs']} | "
+                     f"{100 * r['exact']:.3f}% | {r['off_by_one']:,} | {r['max_error']} | {r['table_bits']:,} | "
+                     f"{r['seconds']:.2f} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,206 @@
+"""The tasks of a sweep: one per (grid point, seed), plus the FP32 Madam reference per seed, or one fidelity
+measurement per point; each with the key of everything its result depends on, and :func:`run_task` for workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import lnsim
+from lnsim.spec import Spec
+
+__all__ = ["RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
+           "REFERENCE_SERIES"]
+
+#: Version of the stored result; bump it when what a task computes or stores changes without a source change below.
+RESULT_FORMAT = 1
+
+#: Modules (relative to the lnsim package) whose source decides a result; their SHA-256 is part of every key.
+NUMERIC_SOURCES = ("spec.py", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
+#: Presentation-only modules of those folders: editing them does not invalidate stored results.
+_NOT_NUMERIC = ("train/cli.py", "train/plots.py")
+
+#: The series label of the float reference.
+REFERENCE_SERIES = "FP32 Madam"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> dict:
+    """``{"lnsim": version, "format": RESULT_FORMAT, "sources": sha256}``: the code a stored result came from.
+
+    ``sources`` hashes the text of every module that computes results (:data:`NUMERIC_SOURCES`), so a change
+    to the golden model, the trainer or the spec invalidates stored points even when the version is not bumped.
+    """
+    root = os.path.dirname(os.path.abspath(lnsim.__file__))
+    files = []
+    for entry in NUMERIC_SOURCES:
+        path = os.path.join(root, entry)
+        if os.path.isdir(path):
+            files += [os.path.join(entry, name) for name in os.listdir(path) if name.endswith(".py")]
+        else:
+            files.append(entry)
+    h = hashlib.sha256()
+    for rel in sorted(f.replace(os.sep, "/") for f in files):
+        if rel in _NOT_NUMERIC:
+            continue
+        h.update(rel.encode() + b"\0")
+        with open(os.path.join(root, rel), "rb") as f:
+            h.update(f.read() + b"\0")
+    return {"lnsim": lnsim.__version__, "format": RESULT_FORMAT, "sources": h.hexdigest()}
+
+
+def task_key(identity: dict) -> str:
+    """The key of a task: SHA-256 (24 hex digits) of its identity as canonical JSON (sorted keys, exact floats)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work.
+
+    ``identity`` (JSON-able) is everything the result depends on and is hashed into ``key``; ``meta`` holds the
+    row fields known before running (grid values, derived spec quantities, series label), not hashed.
+    """
+
+    kind: str
+    identity: dict
+    key: str
+    meta: dict
+
+
+def _new_task(kind: str, identity: dict, meta: dict) -> Task:
+    identity = {"task": kind, "code": code_version(), **identity}
+    return Task(kind=kind, identity=identity, key=task_key(identity), meta=meta)
+
+
+def _spec_fields(spec: Spec) -> dict:
+    f, c = spec.fmt, spec.cfg
+    return {"bits": f.bits, "base": f.base.value, "eta0": f.eta0, "frac_bits": f.frac_bits,
+            "rung_size": -math.expm1(-f.eta0), "dynamic_range": f.dynamic_range, "eta": c.eta,
+            "eta_rungs": spec.eta_rungs, "eta_star": c.eta_star, "eta_star_rungs": spec.eta_star_rungs,
+            "grad_format": c.grad_format.value, "beta_shift": c.beta_shift, "bias_correction": c.bias_correction,
+            "state_bits": c.state_bits, "log_frac_bits": c.log_frac_bits, "table_index_bits": c.table_index_bits}
+
+
+def _reference_values(point) -> dict:
+    # Float Madam reads only eta, eta_star, beta and bias correction (and eta0 as the schedule's decay step):
+    # one reference at lnsim train's defaults per beta and bias correction of the grid.
+    return {"beta_shift": point.spec.cfg.beta_shift, "bias_correction": point.spec.cfg.bias_correction}
+
+
+def plan_training(points, train_options: dict, seeds, *, reference: bool = True) -> list[Task]:
+    """One training task per point and seed (lns-madam), then the FP32 Madam reference per seed (float Madam at
+    ``lnsim train``'s default eta0 0.001 and eta 0.01, with the grid's beta and bias correction).
+
+    ``train_options`` are ``lnsim train``'s training options (dataset, data, hidden, epochs, batch_size, init,
+    sigma_scale, schedule, patience, decay_factor, threshold, test_size), validated here by
+    :func:`lnsim.train.cli.config_from_args`; every seed's data split is loaded once for its fingerprint.
+    Raises ``ValueError`` (one line) for invalid options or data.
+    """
+    from lnsim.sweep.grid import point_spec_args
+    from lnsim.train.cli import config_from_args
+    from lnsim.train.data import load_dataset
+
+    fingerprints = {}
+
+    def config(spec_args, optimizer, seed):
+        ns = argparse.Namespace(**vars(spec_args), **train_options, optimizer=optimizer, seeds=1, seed=seed,
+                                lr=None, momentum=0.9)
+        cfg = config_from_args(ns)
+        if seed not in fingerprints:
+            fingerprints[seed] = load_dataset(cfg.dataset, seed=seed, test_size=cfg.test_size).fingerprint()
+        return cfg
+
+    def train_task(cfg, series, spec_fields, seed, reference_key):
+        meta = {"optimizer": cfg.optimizer, "series": series, **spec_fields, "dataset": cfg.dataset,
+                "epochs": cfg.epochs, "seed": seed, "reference_key": reference_key}
+        return _new_task("train", {"config": cfg.to_dict(), "data": fingerprints[seed]}, meta)
+
+    tasks, references = [], {}
+    for point in points:
+        for seed in seeds:
+            reference_key = None
+            if reference:
+                ref_cfg = config(point_spec_args(_reference_values(point)), "madam", seed)
+                ref = train_task(ref_cfg, REFERENCE_SERIES, {"eta0": ref_cfg.spec.fmt.eta0, "eta": ref_cfg.spec.cfg.eta,
+                                                             "eta_star": ref_cfg.spec.cfg.eta_star}, seed, None)
+                references.setdefault(ref.key, ref)
+                reference_key = ref.key
+            cfg = config(point.spec_args, "lns-madam", seed)
+            tasks.append(train_task(cfg, point.series, _spec_fields(cfg.spec), seed, reference_key))
+    return tasks + list(references.values())
+
+
+def plan_fidelity(points, *, elements: int, steps: int, seed: int) -> list[Task]:
+    """One fidelity task per point: :func:`lnsim.fidelity.measure` with ``elements`` x ``steps`` updates."""
+    for name, value, hi in (("elements", elements, 10**8), ("steps", steps, 10**6), ("seed", seed, 2**63 - 1)):
+        lo = 0 if name == "seed" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    return [_new_task("fidelity", {"spec": p.spec.to_dict(), "elements": elements, "steps": steps, "seed": seed},
+                      {"series": p.series, **_spec_fields(p.spec), "elements": elements, "steps": steps, "seed": seed})
+            for p in points]
+
+
+def _run_training(identity: dict) -> tuple[dict, dict]:
+    from lnsim.train.report import summarise
+    from lnsim.train.runner import TrainConfig, train
+
+    config = TrainConfig.from_dict(identity["config"])
+    result = train(config, threads=1)
+    run = result["runs"][0]
+    if run.data != identity["data"]:
+        raise ValueError(f"the data of seed {run.seed} changed since the sweep was planned ({config.dataset})")
+    s = summarise(result)
+    sat = s["saturated"]
+    weights = sat["weights"] if sat else None
+    k0, kmax = (sat["k0"][0], sat["kmax"][0]) if sat else (None, None)
+    loss = s["train_loss"]["per_seed"][0]
+    measured = {
+        "test_accuracy": s["test_accuracy"]["per_seed"][0],
+        "train_loss": loss[-1] if loss else None,
+        "train_accuracy": s["train_accuracy"]["per_seed"][0][-1],
+        "lr_decays": s["lr_decays"][0],
+        "saturated_k0": k0,
+        "saturated_kmax": kmax,
+        "weights": weights,
+        "saturated_fraction": (k0 + kmax) / weights if sat else None,
+        "nan_gradients": s["nan_gradients"][0] if sat else None,
+        "inf_gradients": s["inf_gradients"][0] if sat else None,
+        "model": s["model"],
+        "seconds": s["seconds_per_seed"][0],
+    }
+    return measured, s
+
+
+def _run_fidelity(identity: dict) -> tuple[dict, dict]:
+    from lnsim.fidelity import measure
+    from lnsim.train.runner import limit_threads
+
+    t0 = time.perf_counter()
+    with limit_threads(1):
+        m = measure(Spec.from_dict(identity["spec"]), n=identity["elements"], steps=identity["steps"],
+                    seed=identity["seed"])
+    measured = {name: m[name] for name in ("updates", "exact", "off_by_one", "max_error", "clamped", "table_bits")}
+    measured["seconds"] = time.perf_counter() - t0
+    return measured, m
+
+
+def run_task(task: Task) -> dict:
+    """Run one task (in a worker: one thread) and return its record.
+
+    The record is ``{"format", "key", "identity", "measured", "detail"}``: ``measured`` the row's result fields
+    (accuracies as fractions 0..1, seconds of wall time), ``detail`` the full :func:`lnsim.train.report.summarise`
+    or :func:`lnsim.fidelity.measure` output.
+    """
+    runner = {"train": _run_training, "fidelity": _run_fidelity}[task.kind]
+    measured, detail = runner(task.identity)
+    return {"format": RESULT_FORMAT, "key": task.key, "identity": task.identity, "measured": measured, "detail": detail}

@@ -1,0 +1,62 @@
+"""Keys of sweep tasks: stable across processes and dict order, different for any change of the configuration."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+from lnsim.sweep.grid import Grid
+from lnsim.sweep.tasks import code_version, plan_fidelity, plan_training, task_key
+
+_TRAIN = {"dataset": "iris", "data": None, "hidden": "4", "epochs": 2, "batch_size": 32, "init": "quantized",
+          "sigma_scale": 3.0, "schedule": "plateau", "patience": 10, "decay_factor": 2, "threshold": 1e-3,
+          "test_size": 0.25}
+
+
+def _keys(grid: dict, seeds=(0, 1), **train) -> list[str]:
+    points, _ = Grid.from_options(grid).points()
+    return [t.key for t in plan_training(points, {**_TRAIN, **train}, seeds)]
+
+
+def test_same_configuration_same_key_in_another_process():
+    here = _keys({"bits": "6,8", "eta0": "0.004"})
+    code = ("import json; from tests.test_sweep_keys import _keys; "
+            "print(json.dumps(_keys({'bits': '6,8', 'eta0': '0.004'})))")
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           cwd=pathlib.Path(__file__).parents[1], env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout
+    assert json.loads(there) == here
+    assert len(here) == len(set(here)) == 2 * 2 + 2  # 2 points x 2 seeds + the reference per seed
+
+
+def test_key_ignores_dict_order():
+    assert task_key({"a": 1, "b": [1.5, "x"], "c": {"y": 2, "z": 0.1}}) == \
+        task_key({"c": {"z": 0.1, "y": 2}, "b": [1.5, "x"], "a": 1})
+    assert task_key({"a": 0.1}) != task_key({"a": 0.1 + 1e-17 * 2**4})
+
+
+def test_any_change_changes_the_key():
+    base = _keys({"bits": "8", "eta0": "0.004"}, seeds=(0,))[0]
+    variants = [
+        _keys({"bits": "9", "eta0": "0.004"}, seeds=(0,))[0],
+        _keys({"bits": "8", "eta0": "0.002"}, seeds=(0,))[0],
+        _keys({"bits": "8", "eta0": "0.004", "eta_rungs": "2"}, seeds=(0,))[0],
+        _keys({"bits": "8", "eta0": "0.004", "grad_format": "float16"}, seeds=(0,))[0],
+        _keys({"bits": "8", "eta0": "0.004"}, seeds=(1,))[0],
+        _keys({"bits": "8", "eta0": "0.004"}, seeds=(0,), epochs=3)[0],
+        _keys({"bits": "8", "eta0": "0.004"}, seeds=(0,), hidden="5")[0],
+        _keys({"bits": "8", "eta0": "0.004"}, seeds=(0,), dataset="wine")[0],
+        _keys({"bits": "8", "eta0": "0.004"}, seeds=(0,), test_size=0.3)[0],
+    ]
+    assert len({base, *variants}) == 1 + len(variants)
+    points, _ = Grid.from_options({"bits": "8", "eta0": "0.004"}).points()
+    fidelity = [plan_fidelity(points, elements=n, steps=5, seed=0)[0].key for n in (100, 101)]
+    assert len({base, *fidelity}) == 3
+
+
+def test_identity_holds_code_version_and_data_fingerprint():
+    points, _ = Grid.from_options({"bits": "8", "eta0": "0.004"}).points()
+    task = plan_training(points, _TRAIN, (0,))[0]
+    assert task.identity["code"] == code_version()
+    assert set(code_version()) == {"lnsim", "format", "sources"} and len(code_version()["sources"]) == 64
+    assert len(task.identity["data"]) == 64 and task.identity["config"]["seeds"] == [0]
+    assert task.key == task_key(task.identity)
