@@ -1,12 +1,13 @@
-"""Helpers shared by the RTL modules: argument checks, clamps and pipeline registers."""
+"""Helpers shared by the RTL modules: argument checks, clamps, pipeline registers and chains of parts."""
 
 from __future__ import annotations
 
 import numbers
 
 from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.lib import wiring
 
-__all__ = ["check_lanes", "check_table", "clamp", "register", "stream_pipeline"]
+__all__ = ["Step", "check_lanes", "check_table", "clamp", "pipeline", "register", "stream_pipeline"]
 
 
 def check_lanes(lanes) -> int:
@@ -61,3 +62,53 @@ def stream_pipeline(m: Module, i, o, latency: int):
         m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, latency)]
     m.d.comb += o.valid.eq(valid[-1])
     return advance
+
+
+class Step:
+    """A combinational part of a :func:`pipeline` that is not a component: ``fn(*values of inputs)`` returns
+    ``{name: value}`` for the names ``outputs``."""
+
+    def __init__(self, inputs: tuple, outputs: tuple, fn):
+        self.inputs, self.outputs, self.fn = tuple(inputs), tuple(outputs), fn
+
+
+def _reads(part) -> tuple:
+    if isinstance(part, Step):
+        return part.inputs
+    return tuple(n for n, mem in part.signature.members.items() if mem.flow == wiring.In)
+
+
+def _writes(part) -> set:
+    if isinstance(part, Step):
+        return set(part.outputs)
+    return {n for n, mem in part.signature.members.items() if mem.flow == wiring.Out}
+
+
+def pipeline(m: Module, stages: list, values: dict, outputs, *, advance=None, prefix: str = "") -> dict:
+    """Chain ``stages`` (each a dict ``{name: part}`` of components or :class:`Step` run in order) by port name.
+
+    Every input port of a part is driven by the latest value of that name: from ``values`` or from an earlier
+    part's output port. With ``advance``, a pipeline register (:func:`register`, ``{prefix}s{k}_{name}``,
+    ``k`` from 1) follows stage ``k`` for each value a later stage or ``outputs`` reads, so the chain has
+    ``len(stages)`` cycles of latency; without, it is combinational (the reference components). Returns the
+    values named in ``outputs``.
+    """
+    # Which names each stage boundary must carry: read later, or an output.
+    live = [set(outputs)]
+    for stage in reversed(stages[1:]):
+        need = set(live[0])
+        for part in reversed(list(stage.values())):
+            need = (need - _writes(part)) | set(_reads(part))
+        live.insert(0, need)
+    values = dict(values)
+    for k, stage in enumerate(stages, start=1):
+        for name, part in stage.items():
+            if isinstance(part, Step):
+                values.update(part.fn(*(values[n] for n in part.inputs)))
+                continue
+            m.submodules[f"{prefix}{name}"] = part
+            m.d.comb += [getattr(part, n).eq(values[n]) for n in _reads(part)]
+            values.update({n: getattr(part, n) for n in _writes(part)})
+        if advance is not None:
+            values = register(m, advance, f"{prefix}s{k}", **{n: values[n] for n in sorted(live[k - 1])})
+    return {n: values[n] for n in outputs}

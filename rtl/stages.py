@@ -23,12 +23,13 @@ from amaranth.lib.wiring import In, Out
 from lnsim import tables
 from lnsim.spec import Spec
 
-from ._util import check_table, clamp
+from ._util import check_table, clamp, pipeline
 
-__all__ = ["Interpolator", "Unpack", "Ema", "LogRatio", "RungStep", "RungStepLookup", "RungStepRound",
-           "InterpolatorLookup", "InterpolatorMul", "EmaSquare", "EmaAlign", "EmaAdd", "LogRatioLookup",
-           "LogRatioSum",
-           "SaturatingAdd", "Widths", "chain", "outputs_for"]
+__all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
+           "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaSum", "EmaNorm", "ema_parts",
+           "LogRatio", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
+           "RungStep", "RungStepScalars", "RungStepLookup", "RungStepRound", "rung_step_parts",
+           "SaturatingAdd", "Widths"]
 
 
 class Widths:
@@ -63,17 +64,21 @@ class Widths:
         self.antilog_entry = tables.ANTILOG_FRAC_BITS + 2
 
 
+
 def _interp_params(table, *, index_bits: int, frac_bits: int, wrap: bool):
     """The checked table and the port shapes of an interpolator (:class:`InterpolatorLookup`)."""
     T = check_table("table", table, 2**index_bits + 1, max(int(v) for v in table).bit_length())
     if wrap and frac_bits == 0:
         raise ValueError("frac_bits must be at least 1 with wrap, not 0")
     diffs = [T[j + 1] - T[j] for j in range(len(T) - 1)]
-    lo, hi = min(diffs), max(diffs)
+    # With wrap, index -1 reads the pair (T[2**a], T[0]): its difference is one more value of d.
+    lo, hi = min(diffs + [T[0] - T[-1]] * wrap), max(diffs)
     dw = max(lo.bit_length(), hi.bit_length())
+    d_shape = signed(dw + 1) if lo < 0 else unsigned(max(dw, 1))
+    l_bits = max(frac_bits, 1)
     return SimpleNamespace(
-        table=T, diffs=diffs, y_bits=max(max(T), 1).bit_length(),
-        d_shape=signed(dw + 1) if lo < 0 else unsigned(max(dw, 1)),
+        table=T, diffs=diffs, y_bits=max(max(T), 1).bit_length(), d_shape=d_shape, l_bits=l_bits,
+        p_shape=(Signal(d_shape) * Signal(l_bits)).shape(),
         f_shape=signed(index_bits + frac_bits + 1) if wrap else unsigned(index_bits + frac_bits))
 
 
@@ -81,14 +86,14 @@ class Interpolator(wiring.Component):
     """A table with linear interpolation: ``T[i] + (((T[i+1] - T[i]) * l) >> sh)``.
 
     ``i = f >> sh`` and ``l = f & (2**sh - 1)``, with ``sh = frac_bits``: the log unit ``LOGU`` (``sh = 16 - a``)
-    and the antilog of stage 4 (``sh = F + 1 - a``) of docs/datapath.md. The table is a ROM
-    pair (:class:`InterpolatorLookup`: ``T[i]`` and ``T[i+1] - T[i]``, asynchronous reads); the multiplier
-    is as wide as the largest difference of neighbouring entries.
+    and the antilog of stage 4 (``sh = F + 1 - a``) of docs/datapath.md. The combinational reference of its
+    three parts, which a pipeline registers between: :class:`InterpolatorLookup` (the ROM reads ``T[i]`` and
+    ``T[i+1] - T[i]``), :class:`InterpolatorProduct` (``p = d * l``, as wide as the largest difference of
+    neighbouring entries) and :class:`InterpolatorAdd` (``y = t0 + (p >> sh)``).
 
     With ``wrap``, ``f`` is signed and a negative index ``i`` (in ``-2**a .. -1``) reads the table modulo its
     length, ``T[i + 2**a + 1]`` and ``T[i + 1 (mod 2**a + 1)]``, as the golden model's NumPy-style indexing
-    does. Only ``Lv`` of a state word breaking the normalisation invariant gets there; the wrapped pair
-    ``(T[2**a], T[0])`` is a constant-coefficient product, so the multiplier stays narrow.
+    does. Only ``Lv`` of a state word breaking the normalisation invariant gets there.
 
     Parameters
     ----------
@@ -107,52 +112,38 @@ class Interpolator(wiring.Component):
         The interpolated value (always between two entries, so it needs no more bits than they do).
 
     Combinational (latency 0).
-
-    The combinational reference: :class:`InterpolatorLookup` (the ROM reads) and :class:`InterpolatorMul`
-    (the multiply) chained without a register; a pipeline may register between the two.
     """
 
     def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False):
-        self._lookup = dict(table=table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
-        p = _interp_params(**self._lookup)
+        self._params = dict(table=table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
+        p = _interp_params(**self._params)
         super().__init__({"f": In(p.f_shape), "y": Out(p.y_bits)})
 
     def elaborate(self, platform):
-        m = Module()
-        m.submodules.lookup = lookup = InterpolatorLookup(**self._lookup)
-        m.submodules.mul = mul = InterpolatorMul(**self._lookup)
-        m.d.comb += [lookup.f.eq(self.f), self.y.eq(mul.y)]
-        for name in lookup.ports_out:
-            m.d.comb += getattr(mul, name).eq(getattr(lookup, name))
-        return m
+        return _reference(self, [{"lookup": InterpolatorLookup(**self._params)},
+                                 {"product": InterpolatorProduct(**self._params)},
+                                 {"add": InterpolatorAdd(**self._params)}])
 
 
 class InterpolatorLookup(wiring.Component):
-    """The table reads of :class:`Interpolator`: ``t0 = T[i]``, ``d = T[i+1] - T[i]``, ``l``, ``m1``.
+    """The table reads of :class:`Interpolator`: ``t0 = T[i]``, ``d = T[i+1] - T[i]`` and ``l``.
 
     ``T[i]`` and the difference come from two ROMs of ``2**a`` entries (:class:`amaranth.lib.memory.Memory`,
     asynchronous read ports; the second holds the neighbours' differences, so no subtractor follows the
-    reads). With ``wrap``, a negative index reads ``T[i + 2**a + 1]`` and ``m1`` flags ``i = -1`` (the wrapped
-    pair ``(T[2**a], T[0])``, which :class:`InterpolatorMul` handles with a constant coefficient).
+    reads). With ``wrap``, a negative index reads ``T[i + 2**a + 1]``; ``i = -1`` gives the wrapped pair's
+    constants ``t0 = T[2**a]``, ``d = T[0] - T[2**a]`` (so ``d`` is signed).
 
     Parameters and input ``f`` as :class:`Interpolator`. Outputs: ``t0``, ``d`` (unsigned for a monotone
-    table, signed otherwise), ``l`` (``max(sh, 1)`` bits; 0 when ``sh == 0``), ``m1`` (1).
+    table without wrap, signed otherwise), ``l`` (``max(sh, 1)`` bits; 0 when ``sh == 0``).
 
     Combinational (latency 0).
     """
 
-    #: The outputs, in the order :class:`InterpolatorMul` takes them.
-    ports_out = ("t0", "d", "l", "m1")
-
     def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False):
         p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
         self._a, self._sh, self._wrap, self._table = index_bits, frac_bits, wrap, p.table
-        self.y_bits, self.diffs, self.d_shape = p.y_bits, p.diffs, p.d_shape
-        #: The wrapped pair's constants (with ``wrap``): ``T[2**a]`` and ``T[0] - T[2**a]``.
-        self.last, self.step = p.table[-1], p.table[0] - p.table[-1]
-        self.frac_bits, self.wrap = frac_bits, wrap
-        super().__init__({"f": In(p.f_shape), "t0": Out(p.y_bits), "d": Out(p.d_shape),
-                          "l": Out(max(frac_bits, 1)), "m1": Out(1)})
+        self._y_bits, self._diffs, self._d_shape = p.y_bits, p.diffs, p.d_shape
+        super().__init__({"f": In(p.f_shape), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits)})
 
     def elaborate(self, platform):
         m = Module()
@@ -164,48 +155,64 @@ class InterpolatorLookup(wiring.Component):
         if sh:
             m.d.comb += self.l.eq(self.f[:sh])
 
-        # Read T[i] and T[i+1] - T[i]; a negative index (wrap) reads T[i + 2**a + 1] (i = -1: flagged).
+        # Read T[i] and T[i+1] - T[i]; a negative index (wrap) reads T[i + 2**a + 1].
         j0 = Signal(a)
         m.d.comb += j0.eq(Mux(i < 0, i + 2**a + 1, i) if self._wrap else i)
         # In logic, not block RAM: a pipeline register after the reads would otherwise become the block RAM's
         # read register, whose slow clock-to-output (about 5.6 ns on ECP5) then precedes the multiplier.
         attrs = {"ram_style": "logic", "rom_style": "logic"}
-        m.submodules.rom = rom = memory.Memory(shape=unsigned(self.y_bits), depth=2**a, init=T[:2**a], attrs=attrs)
-        m.submodules.drom = drom = memory.Memory(shape=self.d_shape, depth=2**a, init=self.diffs, attrs=attrs)
+        m.submodules.rom = rom = memory.Memory(shape=unsigned(self._y_bits), depth=2**a, init=T[:2**a], attrs=attrs)
+        m.submodules.drom = drom = memory.Memory(shape=self._d_shape, depth=2**a, init=self._diffs, attrs=attrs)
         rd_t, rd_d = rom.read_port(domain="comb"), drom.read_port(domain="comb")
         m.d.comb += [rd_t.addr.eq(j0), rd_d.addr.eq(j0), self.t0.eq(rd_t.data), self.d.eq(rd_d.data)]
         if self._wrap:
-            m.d.comb += self.m1.eq(i == -1)
+            # i = -1 (j0 wrapped to 0 above): the pair (T[2**a], T[0]).
+            with m.If(i == -1):
+                m.d.comb += [self.t0.eq(T[-1]), self.d.eq(T[0] - T[-1])]
         return m
 
 
-class InterpolatorMul(wiring.Component):
-    """The multiply of :class:`Interpolator`: ``y = t0 + ((d * l) >> sh)`` (with ``m1``:
-    ``T[2**a] + (((T[0] - T[2**a]) * l) >> sh)``, a constant-coefficient product).
+class InterpolatorProduct(wiring.Component):
+    """The multiply of :class:`Interpolator`: ``p = d * l`` (one multiplier, nothing else, so a pipeline can
+    register both its operands and its product).
 
-    Same parameters as the :class:`InterpolatorLookup` whose outputs it takes.
+    Same parameters as the :class:`InterpolatorLookup` whose outputs it takes; ``prefix`` is put before every
+    port name (``{prefix}d``, ``{prefix}l`` in, ``{prefix}p`` out), for a stage with two interpolators.
 
     Combinational (latency 0).
     """
 
-    def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False):
+    def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False, prefix: str = ""):
         p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
-        self._sh, self._wrap, self._last, self._step = frac_bits, wrap, p.table[-1], p.table[0] - p.table[-1]
-        super().__init__({"t0": In(p.y_bits), "d": In(p.d_shape), "l": In(max(frac_bits, 1)),
-                          "m1": In(1), "y": Out(p.y_bits)})
+        self._prefix = prefix
+        super().__init__({f"{prefix}d": In(p.d_shape), f"{prefix}l": In(p.l_bits), f"{prefix}p": Out(p.p_shape)})
 
     def elaborate(self, platform):
         m = Module()
-        sh = self._sh
-        if sh == 0:  # a = F + 1: no fraction bits, the table alone
-            m.d.comb += self.y.eq(self.t0)
-            return m
-        # Interpolate: the difference is unsigned for a monotone table, so the multiplier is as narrow as it.
-        m.d.comb += self.y.eq(self.t0 + ((self.d * self.l) >> sh))
-        # Wrap: the pair (T[2**a], T[0]) at i = -1, with a constant difference.
-        if self._wrap:
-            with m.If(self.m1):
-                m.d.comb += self.y.eq(self._last + ((Const(self._step) * self.l) >> sh))
+        x = self._prefix
+        m.d.comb += getattr(self, f"{x}p").eq(getattr(self, f"{x}d") * getattr(self, f"{x}l"))
+        return m
+
+
+class InterpolatorAdd(wiring.Component):
+    """The sum of :class:`Interpolator`: ``y = t0 + (p >> sh)`` (``t0`` when ``sh == 0``).
+
+    Same parameters as :class:`InterpolatorProduct`; ports ``{prefix}t0``, ``{prefix}p`` in and ``out``
+    (default ``y``) out.
+
+    Combinational (latency 0).
+    """
+
+    def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False, prefix: str = "",
+                 out: str = "y"):
+        p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
+        self._prefix, self._out, self._sh = prefix, out, frac_bits
+        super().__init__({f"{prefix}t0": In(p.y_bits), f"{prefix}p": In(p.p_shape), out: Out(p.y_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        t0, p = getattr(self, f"{self._prefix}t0"), getattr(self, f"{self._prefix}p")
+        m.d.comb += getattr(self, self._out).eq(t0 + (p >> self._sh) if self._sh else t0)
         return m
 
 
@@ -276,124 +283,133 @@ class Unpack(wiring.Component):
         return m
 
 
-def outputs_for(src: wiring.Component, dst: wiring.Component) -> dict:
-    """``{name: src.name}`` for every input port of ``dst`` that ``src`` has as an output port.
-
-    How the stage parts are chained: combinationally (:func:`chain`) in the reference components, through
-    pipeline registers in :class:`~lnsim_rtl.UpdateUnit`.
-    """
-    src_out = {n for n, mem in src.signature.members.items() if mem.flow == wiring.Out}
-    return {n: getattr(src, n) for n, mem in dst.signature.members.items()
-            if mem.flow == wiring.In and n in src_out}
-
-
-def chain(m: Module, src: wiring.Component, dst: wiring.Component):
-    """Drive every input port of ``dst`` from ``src``'s output port of the same name (combinationally)."""
-    m.d.comb += [getattr(dst, n).eq(v) for n, v in outputs_for(src, dst).items()]
 
 
 #: The smallest 16-bit significand whose square has bit 31 set: ``S16 * S16 >= 2**31`` iff ``S16 >= HI_SQ``.
 HI_SQ = 46341
 
 
-class EmaSquare(wiring.Component):
-    """Stage 2, first part: decay the old state, square and round the new term, the alignment distances.
+def _et_bits(w: Widths) -> int:
+    """Bits of the new term's exponent ``Et`` (``en = EMAXF`` for a NaN: still no overflow)."""
+    return (2 * w.EMAXF + 2 * w.MB).bit_length()
 
-    Inputs as :class:`Ema`; outputs ``M1`` (WM, the decayed mantissa), ``Mt`` (WM + 1, the new term's),
-    ``Em0`` (the larger exponent), ``diff`` (signed, ``Et - E``, the exponent difference). Bit 31 of the square
-    (``hi``) is taken from a comparison with :data:`HI_SQ` (exact for every 16-bit ``S16``), so the
-    exponents do not wait for the multiplier. Combinational (latency 0).
+
+class EmaSquare(wiring.Component):
+    """Stage 2, part a: decay the old mantissa, square the significand, the new term's exponent.
+
+    Inputs as :class:`Ema`; outputs ``M1`` (WM, ``M - round(M / 2**s)``), ``sq`` (32, ``S16 * S16``, the only
+    logic after the multiplier is the register), ``hi`` (the square's bit 31, taken as ``S16 >= HI_SQ``,
+    exact for every 16-bit ``S16``, so the exponent does not wait for the multiplier) and ``Et`` (the new
+    term's exponent, 0 for a zero gradient). Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        self._et_bits = (2 * w.EMAXF + 2 * w.MB).bit_length()  # en = EMAXF for a NaN: still no overflow
         super().__init__({
             "st": In(w.state_bits), "S16": In(16), "en": In(w.en), "zero": In(1),
-            "M1": Out(w.WM), "Mt": Out(w.WM + 1), "Em0": Out(max(w.WE, self._et_bits)),
-            "diff": Out(signed(max(w.WE, self._et_bits) + 2)),
+            "M1": Out(w.WM), "sq": Out(32), "hi": Out(1), "Et": Out(_et_bits(w)),
         })
 
     def elaborate(self, platform):
         m = Module()
         w = self._w
-        WM, s, MB = w.WM, w.s, w.MB
-
-        # Decay the old state: M1 = M - round(M / 2**s).
-        E, M = self.st[WM:], self.st[:WM]
-        m.d.comb += self.M1.eq(M - ((M + 2 ** (s - 1)) >> s))
-
-        # Square the significand and round it to the new term's mantissa.
-        sq = Signal(32)
-        m.d.comb += sq.eq(self.S16 * self.S16)
-        hi = Signal()
-        m.d.comb += hi.eq(self.S16 >= HI_SQ)  # == sq[31]
-        sqn = Signal(32)
-        m.d.comb += sqn.eq(Mux(hi, sq, sq << 1))
-        Et = Signal(self._et_bits)
+        M = self.st[:w.WM]
+        m.d.comb += [
+            self.M1.eq(M - ((M + 2 ** (w.s - 1)) >> w.s)),
+            self.sq.eq(self.S16 * self.S16),
+            self.hi.eq(self.S16 >= HI_SQ),
+        ]
         with m.If(~self.zero):
-            m.d.comb += [
-                self.Mt.eq((sqn + 2 ** (31 - WM)) >> (32 - WM)),
-                Et.eq(2 * self.en + hi + (2 * MB - 1)),
-            ]
-
-        # The larger exponent Em0 = max(E, Et) and the exponent difference (EmaAlign turns it into the shifts).
-        m.d.comb += self.diff.eq(Et - E)
-        m.d.comb += self.Em0.eq(Mux(self.diff < 0, E, Et))
+            m.d.comb += self.Et.eq(2 * self.en + self.hi + (2 * w.MB - 1))
         return m
 
 
-class EmaAlign(wiring.Component):
-    """Stage 2, second part: align both mantissas to the larger exponent.
+class EmaRound(wiring.Component):
+    """Stage 2, part b: round the square to the new term's mantissa; the larger exponent and both shifts.
 
-    Inputs ``M1``, ``Mt``, ``diff`` (from :class:`EmaSquare`); outputs ``Av`` (WM), ``At`` (WM + 1). The
-    shifts are ``dv = clamp(Em0 - E, 0, 31) = clamp(diff, 0, 31)`` and ``dt = clamp(Em0 - Et, 0, 31) =
-    clamp(-diff, 0, 31)``. Combinational (latency 0).
+    Inputs ``st`` (for ``E``), ``sq``, ``hi``, ``Et``, ``zero``; outputs ``Mt`` (WM + 1, 0 for a zero
+    gradient), ``Em0 = max(E, Et)``, ``dv = clamp(Et - E, 0, 31)`` and ``dt = clamp(E - Et, 0, 31)``.
+    Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        et_bits = (2 * w.EMAXF + 2 * w.MB).bit_length()
+        em0 = max(w.WE, _et_bits(w))
         super().__init__({
-            "M1": In(w.WM), "Mt": In(w.WM + 1), "diff": In(signed(max(w.WE, et_bits) + 2)),
-            "Av": Out(w.WM), "At": Out(w.WM + 1),
+            "st": In(w.state_bits), "sq": In(32), "hi": In(1), "Et": In(_et_bits(w)), "zero": In(1),
+            "Mt": Out(w.WM + 1), "Em0": Out(em0), "dv": Out(5), "dt": Out(5),
         })
 
     def elaborate(self, platform):
         m = Module()
-        dv, dt = Signal(5), Signal(5)
-        m.d.comb += [dv.eq(clamp(self.diff, 0, 31)), dt.eq(clamp(-self.diff, 0, 31))]
-        # Round half up: ((x << 1 >> d) + 1) >> 1 == (x + 2**(d-1)) >> d.
+        w = self._w
+        WM, E = w.WM, self.st[w.WM:]
+        sqn = Signal(32)
+        m.d.comb += sqn.eq(Mux(self.hi, self.sq, self.sq << 1))
+        with m.If(~self.zero):
+            m.d.comb += self.Mt.eq((sqn + 2 ** (31 - WM)) >> (32 - WM))
+        diff = Signal(signed(len(self.Em0) + 2))
         m.d.comb += [
-            self.Av.eq((((self.M1 << 1) >> dv) + 1) >> 1),
-            self.At.eq((((self.Mt << 1) >> dt) + 1) >> 1),
+            diff.eq(self.Et - E),
+            self.Em0.eq(Mux(diff < 0, E, self.Et)),
+            self.dv.eq(clamp(diff, 0, 31)),
+            self.dt.eq(clamp(-diff, 0, 31)),
         ]
         return m
 
 
-class EmaAdd(wiring.Component):
-    """Stage 2, second part: add the aligned mantissas, renormalise, saturate.
+class EmaAlign(wiring.Component):
+    """Stage 2, part c: align both mantissas to the larger exponent, rounding half up.
 
-    Inputs ``Av``, ``At`` (from :class:`EmaAlign`), ``Em0`` (from :class:`EmaSquare`); outputs as
-    :class:`Ema`. Combinational (latency 0).
+    Inputs ``M1``, ``Mt``, ``dv``, ``dt``; outputs ``Av`` (WM), ``At`` (WM + 1). Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        em0_bits = max(w.WE, (2 * w.EMAXF + 2 * w.MB).bit_length())
+        super().__init__({"M1": In(w.WM), "Mt": In(w.WM + 1), "dv": In(5), "dt": In(5),
+                          "Av": Out(w.WM), "At": Out(w.WM + 1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        # Round half up: ((x << 1 >> d) + 1) >> 1 == (x + 2**(d-1)) >> d.
+        m.d.comb += [
+            self.Av.eq((((self.M1 << 1) >> self.dv) + 1) >> 1),
+            self.At.eq((((self.Mt << 1) >> self.dt) + 1) >> 1),
+        ]
+        return m
+
+
+class EmaSum(wiring.Component):
+    """Stage 2, part d: ``Sm0 = Av + At`` (WM + 1). Combinational (latency 0)."""
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"Av": In(w.WM), "At": In(w.WM + 1), "Sm0": Out(w.WM + 1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.Sm0.eq(self.Av + self.At)
+        return m
+
+
+class EmaNorm(wiring.Component):
+    """Stage 2, part e: renormalise ``Sm0`` by one place either way and saturate.
+
+    Inputs ``Sm0``, ``Em0``; outputs as :class:`Ema`. Combinational (latency 0).
+    """
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
         super().__init__({
-            "Av": In(w.WM), "At": In(w.WM + 1), "Em0": In(em0_bits),
+            "Sm0": In(w.WM + 1), "Em0": In(max(w.WE, _et_bits(w))),
             "Em": Out(w.WE), "Sm": Out(w.WM), "st_new": Out(w.state_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
         w = self._w
-        WM, Em0 = w.WM, self.Em0
+        WM, Em0, Sm0 = w.WM, self.Em0, self.Sm0
 
-        # Add and renormalise by one place either way.
-        Sm0 = Signal(WM + 1)
-        m.d.comb += Sm0.eq(self.Av + self.At)
         over = Sm0[WM]
         under = ~Sm0[WM] & ~Sm0[WM - 1] & (Em0 != 0)
         Sm1 = Signal(WM)
@@ -413,11 +429,17 @@ class EmaAdd(wiring.Component):
         return m
 
 
+def ema_parts(spec: Spec) -> list:
+    """Stage 2 as :func:`~lnsim_rtl._util.pipeline` stages: square | round | align | sum | renormalise."""
+    return [{"ema_square": EmaSquare(spec)}, {"ema_round": EmaRound(spec)}, {"ema_align": EmaAlign(spec)},
+            {"ema_sum": EmaSum(spec)}, {"ema_norm": EmaNorm(spec)}]
+
+
 class Ema(wiring.Component):
     """Stage 2: the second-moment EMA in a linear pseudo-float (docs/datapath.md, "Stage 2").
 
-    The combinational reference of the stage: :class:`EmaSquare`, :class:`EmaAlign` and :class:`EmaAdd`
-    chained without registers (:class:`~lnsim_rtl.UpdateUnit` registers after each, stages 2a, 2b, 2c).
+    The combinational reference of the stage: the parts of :func:`ema_parts` chained without registers
+    (:class:`~lnsim_rtl.UpdateUnit` registers after each).
 
     Ports
     -----
@@ -443,25 +465,26 @@ class Ema(wiring.Component):
         })
 
     def elaborate(self, platform):
-        m = Module()
-        m.submodules.square = square = EmaSquare(self._w.spec)
-        m.submodules.align = align = EmaAlign(self._w.spec)
-        m.submodules.add = add = EmaAdd(self._w.spec)
-        m.d.comb += [square.st.eq(self.st), square.S16.eq(self.S16), square.en.eq(self.en),
-                     square.zero.eq(self.zero)]
-        chain(m, square, align)
-        chain(m, align, add)
-        m.d.comb += add.Em0.eq(square.Em0)
-        m.d.comb += [self.Em.eq(add.Em), self.Sm.eq(add.Sm), self.st_new.eq(add.st_new)]
-        return m
+        return _reference(self, ema_parts(self._w.spec))
+
+
+def _reference(comp: wiring.Component, parts: list) -> Module:
+    """A stage's combinational reference: ``parts`` chained without registers between ``comp``'s ports."""
+    m = Module()
+    members = comp.signature.members.items()
+    ins = {n: getattr(comp, n) for n, mem in members if mem.flow == wiring.In}
+    outs = [n for n, mem in members if mem.flow == wiring.Out]
+    got = pipeline(m, parts, ins, outs)
+    m.d.comb += [getattr(comp, n).eq(got[n]) for n in outs]
+    return m
 
 
 class LogRatioLookup(wiring.Component):
-    """Stage 3, first part: the exponent difference ``I`` and the two log tables' reads.
+    """Stage 3, part a: the exponent difference ``I`` and the two log tables' reads.
 
     Inputs as :class:`LogRatio`; outputs ``I`` (signed 8, clamped to -64..64) and the
     :class:`InterpolatorLookup` outputs of the gradient's log unit (``g_t0``, ``g_d``, ``g_l``) and of the
-    state's (``v_t0``, ``v_d``, ``v_l``, ``v_m1``). Combinational (latency 0).
+    state's (``v_t0``, ``v_d``, ``v_l``). Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec, *, log_table=None):
@@ -469,14 +492,15 @@ class LogRatioLookup(wiring.Component):
         default = tables.log_table(spec)
         table = check_table("log_table", default if log_table is None else log_table, len(default), w.log_entry)
         sh = tables.LOG_INPUT_BITS - w.a
-        self._g = dict(table=table, index_bits=w.a, frac_bits=sh)
-        self._v = dict(table=table, index_bits=w.a, frac_bits=sh, wrap=True)
-        pg, pv = _interp_params(**self._g, wrap=False), _interp_params(**self._v)
+        #: The parameters of the gradient's and the state's interpolators.
+        self.g = dict(table=table, index_bits=w.a, frac_bits=sh)
+        self.v = dict(table=table, index_bits=w.a, frac_bits=sh, wrap=True)
+        pg, pv = _interp_params(**self.g, wrap=False), _interp_params(**self.v)
         super().__init__({
             "S16": In(16), "en": In(w.en), "Em": In(w.WE), "Sm": In(w.WM), "zero": In(1),
             "I": Out(signed(8)),
-            "g_t0": Out(pg.y_bits), "g_d": Out(pg.d_shape), "g_l": Out(max(sh, 1)),
-            "v_t0": Out(pv.y_bits), "v_d": Out(pv.d_shape), "v_l": Out(max(sh, 1)), "v_m1": Out(1),
+            "g_t0": Out(pg.y_bits), "g_d": Out(pg.d_shape), "g_l": Out(pg.l_bits),
+            "v_t0": Out(pv.y_bits), "v_d": Out(pv.d_shape), "v_l": Out(pv.l_bits),
         })
 
     def elaborate(self, platform):
@@ -485,7 +509,7 @@ class LogRatioLookup(wiring.Component):
         WM = w.WM
 
         # Read the log of the gradient's significand: f = (S16 - 2**15) << 1.
-        m.submodules.log_g = log_g = InterpolatorLookup(**self._g)
+        m.submodules.log_g = log_g = InterpolatorLookup(**self.g)
         m.d.comb += log_g.f.eq(Cat(Const(0, 1), self.S16[:15]))
 
         # Read the log of the state's significand: fv = Sm - 2**(WM-1), as 16 fraction bits (negative only
@@ -493,51 +517,42 @@ class LogRatioLookup(wiring.Component):
         fv = Signal(signed(WM + 1))
         with m.If(~self.zero):
             m.d.comb += fv.eq(self.Sm - 2 ** (WM - 1))
-        m.submodules.log_v = log_v = InterpolatorLookup(**self._v)
+        m.submodules.log_v = log_v = InterpolatorLookup(**self.v)
         m.d.comb += log_v.f.eq(fv >> (WM - 17) if WM >= 17 else fv << (17 - WM))
-        for name in InterpolatorLookup.ports_out:
-            m.d.comb += getattr(self, f"v_{name}").eq(getattr(log_v, name))
-            if name != "m1":
-                m.d.comb += getattr(self, f"g_{name}").eq(getattr(log_g, name))
+        for name in ("t0", "d", "l"):
+            m.d.comb += [getattr(self, f"v_{name}").eq(getattr(log_v, name)),
+                         getattr(self, f"g_{name}").eq(getattr(log_g, name))]
 
         # The exponent difference, clamped to -64..64, as the integer part.
         m.d.comb += self.I.eq(clamp(2 * self.en - self.Em + (2 * w.MB - 1 + w.s), -64, 64))
         return m
 
-    def sum(self) -> "LogRatioSum":
-        """Stage 3, second part, for this lookup's outputs."""
-        return LogRatioSum(self._w.spec, self._g, self._v)
-
 
 class LogRatioSum(wiring.Component):
-    """Stage 3, second part: the two interpolation multiplies and ``X = (I << F) + 2 * Lg - Lv``.
+    """Stage 3, last part: ``X = (I << F) + 2 * Lg - Lv``. Combinational (latency 0)."""
 
-    Inputs: the outputs of :class:`LogRatioLookup` (make one with :meth:`LogRatioLookup.sum`); output ``X``.
-    Combinational (latency 0).
-    """
-
-    def __init__(self, spec: Spec, g: dict, v: dict):
+    def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        self._g, self._v = g, v
-        pg, pv = _interp_params(**g, wrap=False), _interp_params(**v)
-        l_bits = max(g["frac_bits"], 1)
-        super().__init__({
-            "I": In(signed(8)),
-            "g_t0": In(pg.y_bits), "g_d": In(pg.d_shape), "g_l": In(l_bits),
-            "v_t0": In(pv.y_bits), "v_d": In(pv.d_shape), "v_l": In(l_bits), "v_m1": In(1),
-            "X": Out(w.X),
-        })
+        y_bits = w.log_entry
+        super().__init__({"I": In(signed(8)), "Lg": In(y_bits), "Lv": In(y_bits), "X": Out(w.X)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mul_g = mul_g = InterpolatorMul(**self._g)
-        m.submodules.mul_v = mul_v = InterpolatorMul(**self._v)
-        for name in InterpolatorLookup.ports_out:
-            m.d.comb += getattr(mul_v, name).eq(getattr(self, f"v_{name}"))
-            if name != "m1":
-                m.d.comb += getattr(mul_g, name).eq(getattr(self, f"g_{name}"))
-        m.d.comb += self.X.eq((self.I << self._w.F) + 2 * mul_g.y - mul_v.y)
+        m.d.comb += self.X.eq((self.I << self._w.F) + 2 * self.Lg - self.Lv)
         return m
+
+
+def log_ratio_parts(spec: Spec, *, log_table=None) -> list:
+    """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: table reads | both multiplies | both
+    interpolation sums (``Lg``, ``Lv``) | ``X``."""
+    lookup = LogRatioLookup(spec, log_table=log_table)
+    g, v = lookup.g, lookup.v
+    return [
+        {"log_ratio_lookup": lookup},
+        {"log_g_product": InterpolatorProduct(**g, prefix="g_"), "log_v_product": InterpolatorProduct(**v, prefix="v_")},
+        {"log_g_add": InterpolatorAdd(**g, prefix="g_", out="Lg"), "log_v_add": InterpolatorAdd(**v, prefix="v_", out="Lv")},
+        {"log_ratio_sum": LogRatioSum(spec)},
+    ]
 
 
 class LogRatio(wiring.Component):
@@ -545,9 +560,8 @@ class LogRatio(wiring.Component):
 
     Two log units (:class:`Interpolator` over ``tables.log_table(spec)``), one for the gradient's significand
     and one for the state's mantissa, and the exponent difference clamped to -64..64. The combinational
-    reference of the stage: :class:`LogRatioLookup` (the table reads) and :class:`LogRatioSum` (the
-    multiplies and the sum) chained without a register (:class:`~lnsim_rtl.UpdateUnit` registers between
-    them, stages 3a and 3b).
+    reference of the stage: the parts of :func:`log_ratio_parts` chained without registers
+    (:class:`~lnsim_rtl.UpdateUnit` registers after each).
 
     Parameters
     ----------
@@ -580,31 +594,41 @@ class LogRatio(wiring.Component):
         })
 
     def elaborate(self, platform):
+        return _reference(self, log_ratio_parts(self._w.spec, log_table=self._table))
+
+
+class RungStepScalars(wiring.Component):
+    """Stage 4, the step's part: ``log_r = log_eta - log_bc`` (signed F + 7), the same for every element of
+    a step, so a pipeline can take it early. Combinational (latency 0)."""
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"log_eta": In(w.log_eta), "log_bc": In(w.log_bc), "log_r": Out(signed(w.F + 7))})
+
+    def elaborate(self, platform):
         m = Module()
-        m.submodules.lookup = lookup = LogRatioLookup(self._w.spec, log_table=self._table)
-        m.submodules.sum = total = lookup.sum()
-        m.d.comb += [lookup.S16.eq(self.S16), lookup.en.eq(self.en), lookup.Em.eq(self.Em),
-                     lookup.Sm.eq(self.Sm), lookup.zero.eq(self.zero)]
-        chain(m, lookup, total)
-        m.d.comb += self.X.eq(total.X)
+        m.d.comb += self.log_r.eq(self.log_eta - self.log_bc)
         return m
 
 
 class RungStepLookup(wiring.Component):
-    """Stage 4, first part: the step's scalars, the split of ``Y`` and the antilog table reads.
+    """Stage 4, first part: ``Y``, its split and the antilog table reads.
 
-    ``Y = X + log_eta - log_bc``; ``ph = Y & (2**(F+1) - 1)`` goes to an :class:`InterpolatorLookup` over
-    ``tables.antilog_table(spec)`` (outputs ``t0 = ALOG[i]``, ``d = ALOG[i+1] - ALOG[i]``, ``l``), and
-    ``shift = 23 - clamp(q, -2, 23)`` with ``q = Y >> (F + 1)`` (docs/datapath.md, "Stage 4").
+    ``Y = X + log_r`` (``log_r = log_eta - log_bc``, :class:`RungStepScalars`); ``ph = Y & (2**(F+1) - 1)``
+    goes to an :class:`InterpolatorLookup` over ``tables.antilog_table(spec)`` (outputs ``t0 = ALOG[i]``,
+    ``d = ALOG[i+1] - ALOG[i]``, ``l``), and ``shift = 23 - clamp(q, -2, 23)`` with ``q = Y >> (F + 1)``
+    (docs/datapath.md, "Stage 4").
 
     Ports
     -----
-    X, log_eta, log_bc : In
+    X : In
         As :class:`RungStep`.
+    log_r : In(signed(F + 7))
+        From :class:`RungStepScalars`.
     Y : Out(signed(F + 9))
         ``X + log_eta - log_bc``.
     t0, d, l : Out
-        The interpolation pair and fraction, for :meth:`interp`.
+        The interpolation pair and fraction.
     shift : Out(range(26))
         ``23 - qc``.
 
@@ -614,13 +638,14 @@ class RungStepLookup(wiring.Component):
     def __init__(self, spec: Spec, *, antilog_table=None):
         self._w = w = Widths(spec)
         default = tables.antilog_table(spec)
-        self._table = check_table("antilog_table", default if antilog_table is None else antilog_table,
-                                  len(default), w.antilog_entry)
-        self._alog = dict(table=self._table, index_bits=w.a, frac_bits=w.F + 1 - w.a)
-        p = _interp_params(**self._alog, wrap=False)
+        table = check_table("antilog_table", default if antilog_table is None else antilog_table,
+                            len(default), w.antilog_entry)
+        #: The parameters of the antilog interpolator.
+        self.alog = dict(table=table, index_bits=w.a, frac_bits=w.F + 1 - w.a)
+        p = _interp_params(**self.alog, wrap=False)
         super().__init__({
-            "X": In(w.X), "log_eta": In(w.log_eta), "log_bc": In(w.log_bc),
-            "Y": Out(w.Y), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(max(w.F + 1 - w.a, 1)),
+            "X": In(w.X), "log_r": In(signed(w.F + 7)),
+            "Y": Out(w.Y), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits),
             "shift": Out(range(26)),
         })
 
@@ -628,11 +653,10 @@ class RungStepLookup(wiring.Component):
         m = Module()
         F = self._w.F
 
-        # Add the step's scalars.
-        m.d.comb += self.Y.eq(self.X + self.log_eta - self.log_bc)
+        m.d.comb += self.Y.eq(self.X + self.log_r)
 
         # Read the antilog pair of the fraction of Y / 2 (A ~= 2**24 * 2**(ph / 2**(F+1)) after the multiply).
-        m.submodules.alog = alog = InterpolatorLookup(**self._alog)
+        m.submodules.alog = alog = InterpolatorLookup(**self.alog)
         m.d.comb += [alog.f.eq(self.Y[:F + 1]), self.t0.eq(alog.t0), self.d.eq(alog.d), self.l.eq(alog.l)]
 
         # The shift by the integer part q (clamped to -2..23).
@@ -641,17 +665,12 @@ class RungStepLookup(wiring.Component):
         m.d.comb += self.shift.eq(23 - clamp(q, -2, 23))
         return m
 
-    def interp(self) -> InterpolatorMul:
-        """Stage 4, second part: the :class:`InterpolatorMul` for this lookup's outputs (``t0``, ``d``, ``l``
-        in, ``m1`` unused, ``y`` out: ``A = t0 + ((d * l) >> (F + 1 - a))``, one multiplier)."""
-        return InterpolatorMul(**self._alog)
-
 
 class RungStepRound(wiring.Component):
-    """Stage 4, third part: ``n = min(((A >> shift) + 1) >> 1, SSTAR)``, 0 for a zero gradient.
+    """Stage 4, last part: ``n = min(((A >> shift) + 1) >> 1, SSTAR)``, 0 for a zero gradient.
 
-    Ports: ``A`` (from :meth:`RungStepLookup.interp`), ``shift`` (from :class:`RungStepLookup`), ``zero`` in;
-    ``n`` out (bit length of SSTAR).
+    Ports: ``A`` (the antilog's interpolation), ``shift`` (from :class:`RungStepLookup`), ``zero`` in; ``n``
+    out (bit length of SSTAR).
 
     Combinational (latency 0).
     """
@@ -669,15 +688,28 @@ class RungStepRound(wiring.Component):
         return m
 
 
+def rung_step_parts(spec: Spec, *, antilog_table=None, scalars: bool = True) -> list:
+    """Stage 4 as :func:`~lnsim_rtl._util.pipeline` stages: (``log_r`` |) ``Y`` and table reads | multiply |
+    interpolation sum ``A`` | shift, round, clamp. Without ``scalars``, ``log_r`` is an input of the first."""
+    lookup = RungStepLookup(spec, antilog_table=antilog_table)
+    a_bits = _interp_params(**lookup.alog, wrap=False).y_bits
+    parts = [
+        {"rung_step_lookup": lookup},
+        {"rung_step_product": InterpolatorProduct(**lookup.alog)},
+        {"rung_step_add": InterpolatorAdd(**lookup.alog, out="A")},
+        {"rung_step_round": RungStepRound(spec, a_bits=a_bits)},
+    ]
+    return ([{"rung_step_scalars": RungStepScalars(spec)}] if scalars else []) + parts
+
+
 class RungStep(wiring.Component):
     """Stage 4: the ratio to a whole rung step (docs/datapath.md, "Stage 4").
 
     Adds the step's scalars, takes the antilog of half of it (a table ``tables.antilog_table(spec)`` with
     linear interpolation), shifts by the integer part, rounds half up and clamps to ``SSTAR``.
 
-    The combinational reference of the stage: :class:`RungStepLookup`, its :meth:`~RungStepLookup.interp`
-    (the multiply) and :class:`RungStepRound` chained without registers. :class:`~lnsim_rtl.UpdateUnit`
-    uses the same three parts with a pipeline register after each (stages 4a, 4b, 4c).
+    The combinational reference of the stage: the parts of :func:`rung_step_parts` chained without
+    registers (:class:`~lnsim_rtl.UpdateUnit` registers after each, and takes ``log_r`` in its first stage).
 
     Parameters
     ----------
@@ -712,18 +744,7 @@ class RungStep(wiring.Component):
         })
 
     def elaborate(self, platform):
-        m = Module()
-        m.submodules.lookup = lookup = RungStepLookup(self._w.spec, antilog_table=self._table)
-        m.submodules.interp = interp = lookup.interp()
-        m.submodules.round = rnd = RungStepRound(self._w.spec, a_bits=len(interp.y))
-        m.d.comb += [
-            lookup.X.eq(self.X), lookup.log_eta.eq(self.log_eta), lookup.log_bc.eq(self.log_bc),
-            self.Y.eq(lookup.Y),
-            interp.t0.eq(lookup.t0), interp.d.eq(lookup.d), interp.l.eq(lookup.l),
-            rnd.A.eq(interp.y), rnd.shift.eq(lookup.shift), rnd.zero.eq(self.zero),
-            self.n.eq(rnd.n),
-        ]
-        return m
+        return _reference(self, rung_step_parts(self._w.spec, antilog_table=self._table))
 
 
 class SaturatingAdd(wiring.Component):

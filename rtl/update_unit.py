@@ -9,16 +9,15 @@ from amaranth.lib.wiring import In, Out
 
 from lnsim.spec import Spec
 
-from ._util import check_lanes, check_table, register, stream_pipeline
-from .stages import (EmaAdd, EmaAlign, EmaSquare, LogRatioLookup, RungStepLookup, RungStepRound, SaturatingAdd,
-                     Unpack, Widths, outputs_for)
+from ._util import Step, check_lanes, check_table, pipeline, stream_pipeline
+from .stages import SaturatingAdd, Unpack, Widths, ema_parts, log_ratio_parts, rung_step_parts
 
 __all__ = ["UpdateUnit", "update_layouts"]
 
-#: Pipeline registers: one after each of the five stages, and five more inside stages 2-4: stage 2 in
-#: three steps (2a square, 2b align, 2c add), stage 3 in two (3a table reads, 3b multiplies and sum),
-#: stage 4 in three (4a scalars and table reads, 4b interpolation multiply, 4c shift, round, clamp).
-LATENCY = 10
+#: Pipeline registers, one after each part of :func:`lane_stages`: stage 1, stage 2 in five parts (square,
+#: round, align, sum, renormalise), stage 3 in four (table reads, multiplies, interpolation sums, X), stage 4
+#: in four (Y and table reads, multiply, interpolation sum, shift and round), stage 5.
+LATENCY = 15
 
 
 def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
@@ -108,77 +107,31 @@ class UpdateUnit(wiring.Component):
         # Advance the whole pipeline unless a valid output is held back.
         advance = stream_pipeline(m, self.i, self.o, LATENCY)
 
-        # Carry the step's scalars with their elements as far as stage 4 (through R1, R2a, R2b, R2, R3a, R3).
-        scalars = dict(log_eta=self.log_eta, log_bc=self.log_bc)
-        for n in ("1", "2a", "2b", "2", "3a", "3"):
-            scalars = register(m, advance, f"s{n}", **scalars)
-
-        # Build one chain of stages per lane.
+        # One chain of stages per lane (the step's scalars go with every lane's elements; Yosys merges the
+        # lanes' identical copies of them).
         for j in range(self._lanes):
-            self._lane(m, j, advance, self.i.payload[j], self.o.payload[j], scalars)
+            x, y = self.i.payload[j], self.o.payload[j]
+            ins = {"sw": x.sw, "k": x.k, "gbits": x.g, "st": x.st, "log_eta": self.log_eta, "log_bc": self.log_bc}
+            stages = lane_stages(self.spec, log_table=self._log_table, antilog_table=self._antilog_table)
+            assert len(stages) == LATENCY
+            out = pipeline(m, stages, ins, ("k", "st", "nan", "inf"), advance=advance, prefix=f"lane{j}_")
+            m.d.comb += [y.k.eq(out["k"]), y.st.eq(out["st"]), y.nan.eq(out["nan"]), y.inf.eq(out["inf"])]
         return m
 
-    def _lane(self, m, j, advance, x, y, scalars):
-        spec = self.spec
 
-        # Stage 1: unpack the gradient.
-        m.submodules[f"lane{j}_unpack"] = unpack = Unpack(spec)
-        m.d.comb += unpack.gbits.eq(x.g)
-        r1 = register(m, advance, f"lane{j}_s1", sw=x.sw, k=x.k, st=x.st, sg=unpack.sg, nan=unpack.nan,
-                      inf=unpack.inf, zero=unpack.zero, en=unpack.en, S16=unpack.S16)
-
-        # Stage 2: update the second moment (2a square, 2b align, 2c add); a NaN keeps the old state word.
-        m.submodules[f"lane{j}_ema_square"] = square = EmaSquare(spec)
-        m.submodules[f"lane{j}_ema_align"] = align = EmaAlign(spec)
-        m.submodules[f"lane{j}_ema_add"] = add = EmaAdd(spec)
-        m.d.comb += [square.st.eq(r1["st"]), square.S16.eq(r1["S16"]), square.en.eq(r1["en"]),
-                     square.zero.eq(r1["zero"])]
-        names = ("sw", "k", "sg", "nan", "inf", "zero", "en", "S16", "st")
-        r2a = register(m, advance, f"lane{j}_s2a", **{n: r1[n] for n in names}, **outputs_for(square, align),
-                       Em0=square.Em0)
-        m.d.comb += [getattr(align, n).eq(r2a[n]) for n in outputs_for(square, align)]
-        r2b = register(m, advance, f"lane{j}_s2b", **{n: r2a[n] for n in names}, **outputs_for(align, add),
-                       Em0=r2a["Em0"])
-        m.d.comb += [getattr(add, n).eq(r2b[n]) for n in outputs_for(align, add)]
-        m.d.comb += add.Em0.eq(r2b["Em0"])
-        keep = {name: r2b[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "en", "S16")}
-        r2 = register(m, advance, f"lane{j}_s2", **keep, Em=add.Em, Sm=add.Sm,
-                      st=Mux(r2b["nan"], r2b["st"], add.st_new))
-
-        # Stage 3: the log of g**2 / v (3a table reads, 3b multiplies and sum).
-        m.submodules[f"lane{j}_log_ratio_lookup"] = lr_lookup = LogRatioLookup(spec, log_table=self._log_table)
-        m.d.comb += [lr_lookup.S16.eq(r2["S16"]), lr_lookup.en.eq(r2["en"]), lr_lookup.Em.eq(r2["Em"]),
-                     lr_lookup.Sm.eq(r2["Sm"]), lr_lookup.zero.eq(r2["zero"])]
-        keep = {name: r2[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
-        m.submodules[f"lane{j}_log_ratio_sum"] = lr_sum = lr_lookup.sum()
-        r3a = register(m, advance, f"lane{j}_s3a", **keep, **outputs_for(lr_lookup, lr_sum))
-        m.d.comb += [getattr(lr_sum, name).eq(r3a[name]) for name in outputs_for(lr_lookup, lr_sum)]
-        keep = {name: r3a[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
-        r3 = register(m, advance, f"lane{j}_s3", **keep, X=lr_sum.X)
-
-        # Stage 4: the rung step (4a scalars and table reads, 4b interpolation multiply, 4c shift, round, clamp).
-        m.submodules[f"lane{j}_rung_step_lookup"] = lookup = RungStepLookup(spec, antilog_table=self._antilog_table)
-        m.d.comb += [lookup.X.eq(r3["X"]), lookup.log_eta.eq(scalars["log_eta"]),
-                     lookup.log_bc.eq(scalars["log_bc"])]
-        keep = {name: r3[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
-        r4a = register(m, advance, f"lane{j}_s4a", **keep, t0=lookup.t0, d=lookup.d, l=lookup.l,
-                       shift=lookup.shift)
-
-        m.submodules[f"lane{j}_rung_step_interp"] = interp = lookup.interp()
-        m.d.comb += [interp.t0.eq(r4a["t0"]), interp.d.eq(r4a["d"]), interp.l.eq(r4a["l"])]
-        keep = {name: r4a[name] for name in ("sw", "k", "sg", "nan", "inf", "zero", "st")}
-        r4b = register(m, advance, f"lane{j}_s4b", **keep, A=interp.y, shift=r4a["shift"])
-
-        m.submodules[f"lane{j}_rung_step_round"] = rnd = RungStepRound(spec, a_bits=len(interp.y))
-        m.d.comb += [rnd.A.eq(r4b["A"]), rnd.shift.eq(r4b["shift"]), rnd.zero.eq(r4b["zero"])]
-        keep = {name: r4b[name] for name in ("sw", "k", "sg", "nan", "inf", "st")}
-        r4 = register(m, advance, f"lane{j}_s4", **keep, n=rnd.n)
-
-        # Stage 5: the saturating add; a NaN keeps the old code.
-        m.submodules[f"lane{j}_saturating_add"] = sat_add = SaturatingAdd(spec)
-        m.d.comb += [sat_add.sw.eq(r4["sw"]), sat_add.sg.eq(r4["sg"]), sat_add.k.eq(r4["k"]), sat_add.n.eq(r4["n"])]
-        r5 = register(m, advance, f"lane{j}_s5", k=Mux(r4["nan"], r4["k"], sat_add.k_new), st=r4["st"],
-                      nan=r4["nan"], inf=r4["inf"])
-
-        # Drive the output lane.
-        m.d.comb += [y.k.eq(r5["k"]), y.st.eq(r5["st"]), y.nan.eq(r5["nan"]), y.inf.eq(r5["inf"])]
+def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
+    """One lane's :data:`LATENCY` pipeline stages (:func:`~lnsim_rtl._util.pipeline`): the parts of the five
+    reference stages, each followed by a register in :class:`UpdateUnit`, and the two NaN selects (a NaN
+    keeps ``st`` and ``k``)."""
+    keep_st = Step(("nan", "st", "st_new"), ("st",), lambda nan, st, st_new: {"st": Mux(nan, st, st_new)})
+    keep_k = Step(("nan", "k", "k_new"), ("k",), lambda nan, k, k_new: {"k": Mux(nan, k, k_new)})
+    ema = ema_parts(spec)
+    ema[-1]["keep_st"] = keep_st
+    rung = rung_step_parts(spec, antilog_table=antilog_table)
+    return [
+        {"unpack": Unpack(spec), **rung[0]},  # rung[0]: the step's scalars, log_r
+        *ema,
+        *log_ratio_parts(spec, log_table=log_table),
+        *rung[1:],
+        {"saturating_add": SaturatingAdd(spec), "keep_k": keep_k},
+    ]

@@ -47,7 +47,7 @@ def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_un
     config = [f"{key} = {json.dumps(value)}" for key, value in summary.items()]
     config += [
         f"lanes = {unit.lanes}",
-        f"latency = {unit.latency} cycles (one register after each of the 5 stages); "
+        f"latency = {unit.latency} cycles (a register after each part of the 5 stages, docs/rtl.md); "
         f"throughput one update per lane per cycle",
         f"spec.summary() = {json.dumps(summary, sort_keys=True)}",
     ]

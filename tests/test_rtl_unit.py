@@ -124,13 +124,13 @@ def test_update_unit_matches_golden_under_stalls(name, lanes):
 def test_update_unit_latency_without_stalls():
     spec = SPECS["default"]
     dut = UpdateUnit(spec, lanes=2)
-    assert dut.latency == 10
+    assert dut.latency == 15
     seen = []
 
     async def testbench(ctx):
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.i.valid, 1)
-        for cycle in range(12):
+        for cycle in range(dut.latency + 2):
             ctx.set(Value.cast(dut.i.payload), cycle + 1)  # any distinct words
             _, _, valid, ready = await ctx.tick().sample(dut.o.valid, dut.i.ready)
             assert ready
@@ -141,7 +141,7 @@ def test_update_unit_latency_without_stalls():
     sim.add_testbench(testbench)
     sim.run()
     # An input accepted at edge 0 is the output sampled at edge `latency`: full throughput from then on.
-    assert seen == [0] * dut.latency + [1] * (12 - dut.latency)
+    assert seen == [0] * dut.latency + [1] * 2
 
 
 def _fault_table(spec):
@@ -258,7 +258,7 @@ def test_generate_verilog_has_module_and_header():
     text = generate_verilog(spec, lanes=4, name="madam_core")
     header = [line for line in text.splitlines() if line.startswith("//")]
     assert "module madam_core(" in text
-    assert "// lanes = 4" in header and any(line.startswith("// latency = 10 cycles") for line in header)
+    assert "// lanes = 4" in header and any(line.startswith("// latency = 15 cycles") for line in header)
     line = next(line for line in header if line.startswith("// spec.summary() = "))
     assert json.loads(line.split(" = ", 1)[1]) == json.loads(json.dumps(spec.summary()))
     assert any("i__payload" in line and "[243:0]" in line for line in header)  # 4 lanes x 61 bits
