@@ -87,3 +87,39 @@ def test_float_madam_follows_the_rung_schedule():
     assert t._eta == pytest.approx(0.005) and t._g_bound == pytest.approx(16.0)
     # first step: g / sqrt(gbar2 / (1 - beta)) = 1, so w *= exp(-eta * sign(w))
     np.testing.assert_allclose(t.weights(), [0.5 * np.exp(-0.005), -0.2 * np.exp(0.005)])
+
+
+class _PoisonedMLP(MLP):
+    """The real MLP whose gradients carry NaN and Inf on chosen steps (an overflow, injected)."""
+
+    def __init__(self, *args, poison_steps=()):
+        super().__init__(*args)
+        self.poison_steps, self.calls = set(poison_steps), 0
+
+    def loss_and_grads(self, params, X, y):
+        loss, correct, grads = super().loss_and_grads(params, X, y)
+        if self.calls in self.poison_steps:
+            grads[0].flat[:3] = [np.nan, np.inf, -np.inf]
+        self.calls += 1
+        return loss, correct, grads
+
+
+@pytest.mark.parametrize("optimizer", ["lns-madam", "adam"])
+def test_nonfinite_gradients_are_counted_per_epoch(optimizer):
+    from lnsim.train.data import load_dataset
+    from lnsim.train.runner import TrainConfig, _new_run, train_epoch
+
+    config = TrainConfig(_spec(8, 0.016, 1), optimizer=optimizer, dataset="iris", hidden=(4,), epochs=2)
+    split = load_dataset("iris", seed=0)
+    run = _new_run(config, split, 0)
+    run.model = _PoisonedMLP(split.n_features, (4,), split.n_classes, poison_steps=(1, 2, 5))  # 4 steps per epoch
+    w_before = [w.copy() for w in run.params.params()]
+    train_epoch(run, config, split)
+    train_epoch(run, config, split)
+    h = run.history
+    assert h["nonfinite_gradients"] == [6, 3]
+    assert h["skipped_steps"] == ([0, 0] if optimizer == "lns-madam" else [2, 1])
+    if optimizer == "lns-madam":
+        assert (run.params.nan, run.params.inf) == (3, 6)
+    assert all(np.isfinite(w).all() for w in run.params.params())
+    assert any(not np.array_equal(a, b) for a, b in zip(w_before, run.params.params()))

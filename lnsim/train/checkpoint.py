@@ -3,7 +3,8 @@
 Layout (``allow_pickle=False`` throughout; text fields are JSON in 0-d unicode arrays)::
 
     format          "lnsim-train-checkpoint"
-    version         1
+    version         2
+    checksum        SHA-256 (hex) over every other member: name, dtype, shape and bytes, in name order
     config          JSON: TrainConfig.to_dict(), the spec's constructor arguments included
     spec            JSON: Spec.summary(), every derived width (for readers; not used to resume)
     run{r}/meta     JSON: seed, epochs done, history, schedule state, seconds, NaN/Inf counts, data SHA-256
@@ -12,10 +13,16 @@ Layout (``allow_pickle=False`` throughout; text fields are JSON in 0-d unicode a
     run{r}/t{i}/a/<name>, run{r}/t{i}/scalars        float optimisers: their array and scalar attributes
 
 Seeds not yet started are absent; resuming trains them from scratch.
+
+Writes are atomic: the file is written and flushed to disk under a temporary name in the same directory, then
+renamed over ``path``, so an interrupted save leaves the previous checkpoint whole. Loading checks the marker,
+the version (1, without checksum, and 2 are read) and the checksum before anything is restored; a truncated,
+altered or foreign file is a one-line ``ValueError``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,14 +33,28 @@ from lnsim.codecs import pack, unpack
 from lnsim.golden import GoldenMadam
 from lnsim.spec import Spec
 
-__all__ = ["save", "load", "restore_lns", "restore_float", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "checksum", "restore_lns", "restore_float", "FORMAT", "VERSION", "READABLE_VERSIONS"]
 
 FORMAT = "lnsim-train-checkpoint"
-VERSION = 1
+VERSION = 2
+#: Versions :func:`load` reads (version 1 had no checksum).
+READABLE_VERSIONS = (1, 2)
 
 
 def _text(obj) -> np.ndarray:
     return np.array(json.dumps(obj))
+
+
+def checksum(arrays: dict) -> str:
+    """SHA-256 (hex) of a checkpoint's members but ``checksum``: each name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name == "checksum":
+            continue
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def save(path: str, config: dict, runs: list, spec: Spec | None = None) -> None:
@@ -62,6 +83,7 @@ def save(path: str, config: dict, runs: list, spec: Spec | None = None) -> None:
                     else:
                         scalars[name] = value
                 arrays[f"{p}/t{i}/scalars"] = _text(scalars)
+    arrays["checksum"] = np.array(checksum(arrays))
     directory = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
@@ -70,6 +92,8 @@ def save(path: str, config: dict, runs: list, spec: Spec | None = None) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -82,19 +106,38 @@ def load(path: str) -> dict:
     Raises
     ------
     ValueError
-        If the file is missing or is not an lnsim training checkpoint.
+        If the file is missing, unreadable, truncated, altered (checksum), of another version or not an lnsim
+        training checkpoint. Nothing is restored from a file that fails.
     """
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with open(path, "rb") as fh:  # opened here so that a damaged zip cannot leak the handle
+            f = np.load(fh, allow_pickle=False)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise ValueError("a single .npy array, not an .npz archive")
             data = {name: f[name] for name in f.files}
     except FileNotFoundError:
         raise ValueError(f"resume must be an existing checkpoint file, not {path!r} (no such file)") from None
-    except (OSError, ValueError) as e:
-        raise ValueError(f"resume must be an lnsim train checkpoint (.npz), not {path!r} ({e})") from None
+    except IsADirectoryError:
+        raise ValueError(f"resume must be a checkpoint file, not {path!r} (a directory)") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError, zlib.error, ...: all mean a damaged or foreign file
+        raise ValueError(f"resume must be an lnsim train checkpoint (.npz), not {path!r} "
+                         f"(unreadable: {type(e).__name__}: {e})") from None
     if str(data.get("format", "")) != FORMAT:
         raise ValueError(f"resume must be an lnsim train checkpoint, not {path!r} (no '{FORMAT}' marker)")
-    if int(data["version"]) != VERSION:
-        raise ValueError(f"checkpoint {path!r} has version {int(data['version'])}; this lnsim reads version {VERSION}")
+    v = data.get("version")
+    version = int(v) if v is not None and v.shape == () and v.dtype.kind in "iu" else None
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(map(str, READABLE_VERSIONS))
+        raise ValueError(f"checkpoint {path!r} has version {version}; this lnsim reads versions {readable}")
+    if version >= 2 and str(data.get("checksum", "")) != checksum(data):
+        raise ValueError(f"checkpoint {path!r} is corrupt: its checksum does not match its contents")
+    try:
+        return _parse(data)
+    except (KeyError, ValueError, TypeError) as e:
+        raise ValueError(f"checkpoint {path!r} is malformed ({type(e).__name__}: {e})") from None
+
+
+def _parse(data: dict) -> dict:
     runs = []
     r = 0
     while f"run{r}/meta" in data:

@@ -56,6 +56,8 @@ def summarise(result: dict) -> dict:
         "train_accuracy": {"per_seed": [r.history["train_accuracy"] for r in runs]},
         "test_accuracy_per_epoch": {"per_seed": [r.history["test_accuracy"] for r in runs]},
         "eta_rungs": {"per_seed": [r.history["eta_rungs"] for r in runs]},
+        "nonfinite_gradients": {"per_seed": [r.history["nonfinite_gradients"] for r in runs]},
+        "skipped_steps": {"per_seed": [r.history["skipped_steps"] for r in runs]},
         "lr_decays": [r.schedule.decays for r in runs],
         "seconds": result["seconds"],
         "seconds_per_seed": [r.seconds for r in runs],

@@ -22,11 +22,15 @@ from lnsim.train.model import MLP
 from lnsim.train.optim import INITS, OPTIMIZERS, FloatParams, LNSParams, init_lns
 from lnsim.train.schedule import PlateauSchedule
 
-__all__ = ["TrainConfig", "RunState", "train", "train_epoch", "limit_threads", "spec_to_dict", "spec_from_dict", "DEFAULT_LR"]
+__all__ = ["HISTORY_KEYS", "TrainConfig", "RunState", "train", "train_epoch", "limit_threads", "spec_to_dict", "spec_from_dict", "DEFAULT_LR"]
 
 #: Learning rates of the additive baselines when ``lr`` is not given.
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
 SCHEDULES = ("plateau", "constant")
+#: Per-epoch series in ``RunState.history``. ``nonfinite_gradients``: NaN/Inf gradient elements seen in the epoch;
+#: ``skipped_steps``: float-optimiser steps skipped because a gradient was not finite (B-bit Madam never skips:
+#: its datapath leaves NaN elements unchanged and clamps Inf, element by element).
+HISTORY_KEYS = ("train_loss", "train_accuracy", "test_accuracy", "eta_rungs", "nonfinite_gradients", "skipped_steps")
 
 
 def spec_to_dict(spec: Spec) -> dict:
@@ -159,8 +163,7 @@ class RunState:
     epoch: int = 0
     seconds: float = 0.0
     data: str = ""
-    history: dict = field(default_factory=lambda: {"train_loss": [], "train_accuracy": [], "test_accuracy": [],
-                                                     "eta_rungs": []})
+    history: dict = field(default_factory=lambda: {key: [] for key in HISTORY_KEYS})
 
     def meta(self) -> dict:
         """JSON-able state besides the tensors (for checkpoints)."""
@@ -199,6 +202,8 @@ def _restore_run(config: TrainConfig, split: Split, seed: int, raw: dict) -> Run
         run.params.load_state(checkpoint.restore_float(raw["tensors"]))
     run.schedule.load_state(meta["schedule"])
     run.epoch, run.seconds, run.history = meta["epoch"], meta["seconds"], meta["history"]
+    for key in HISTORY_KEYS:  # checkpoints of version 1 lack the non-finite series: none were recorded
+        run.history.setdefault(key, [0] * run.epoch)
     return run
 
 
@@ -217,7 +222,7 @@ def train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
     order = np.random.default_rng([run.seed, 1, run.epoch]).permutation(n)
     bs = config.batch_size
     rungs, scale = run.schedule.rungs, run.schedule.scale
-    total, correct = 0.0, 0
+    total, correct, nonfinite, skipped = 0.0, 0, 0, 0
     model, params = run.model, run.params
     for start in range(0, n, bs):
         idx = order[start:start + bs]
@@ -225,11 +230,20 @@ def train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
         total += loss * len(idx)
         correct += c
         if run.lns:
+            before = params.nan + params.inf
             params.step(grads, rungs)
+            nonfinite += params.nan + params.inf - before
         else:
-            params.step(grads, rungs, scale)
+            bad = sum(int(g.size - np.count_nonzero(np.isfinite(g))) for g in grads)
+            if bad:  # a float optimiser would turn every weight it touches into NaN: skip the step, count it
+                nonfinite += bad
+                skipped += 1
+            else:
+                params.step(grads, rungs, scale)
     loss = total / n
     h = run.history
+    h["nonfinite_gradients"].append(nonfinite)
+    h["skipped_steps"].append(skipped)
     h["train_loss"].append(loss)
     h["train_accuracy"].append(correct / n)
     h["test_accuracy"].append(_accuracy(model, params.params(), split.X_test, split.y_test))
@@ -346,5 +360,6 @@ def _progress_update(bar, run: RunState) -> None:
         return
     h = run.history
     bar.set_postfix(loss=f"{h['train_loss'][-1]:.4f}", train=f"{100 * h['train_accuracy'][-1]:.1f}%",
-                    test=f"{100 * h['test_accuracy'][-1]:.1f}%", eta=f"{h['eta_rungs'][-1]}r", refresh=False)
+                    test=f"{100 * h['test_accuracy'][-1]:.1f}%", eta=f"{h['eta_rungs'][-1]}r", refresh=False,
+                    **({"nonfinite": h["nonfinite_gradients"][-1]} if h["nonfinite_gradients"][-1] else {}))
     bar.update(1)
