@@ -11,7 +11,7 @@ import math
 import numba
 import numpy as np
 
-from lnsim.spec import GradFormat, LNSFormat, SpecError
+from lnsim.spec import GradFormat, LNSFormat, SpecError, check_enum
 
 __all__ = ["encode", "decode", "grad_to_bits", "float32_to_bfloat16_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
 
@@ -83,7 +83,7 @@ def grad_to_bits(g, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.n
     NaN stays NaN (quiet, sign kept), +-Inf stays +-Inf, values past the format's range overflow to Inf, and
     subnormals are kept (rounded to the format's subnormal grid). Returns uint16 or uint32.
     """
-    fmt = GradFormat(grad_format)
+    fmt = check_enum("grad_format", grad_format, GradFormat)
     g32 = np.asarray(g, dtype=np.float32)
     shape = g32.shape
     g32 = np.ascontiguousarray(g32).reshape(-1)
@@ -117,7 +117,7 @@ def float32_to_bfloat16_bits(u, out):
 
 def bits_to_grad(bits, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.ndarray:
     """The float32 values of gradient bit patterns (exact for every format)."""
-    fmt = GradFormat(grad_format)
+    fmt = check_enum("grad_format", grad_format, GradFormat)
     b = np.asarray(bits)
     if fmt is GradFormat.FLOAT32:
         return b.astype(np.uint32).view(np.float32)

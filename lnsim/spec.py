@@ -97,7 +97,8 @@ def _check_positive(name: str, value, hi: float | None = None) -> float:
     return float(value)
 
 
-def _check_enum(name: str, value, enum_type):
+def check_enum(name: str, value, enum_type):
+    """``value`` as a member of ``enum_type`` (by value), or a SpecError naming ``name`` and the allowed values."""
     if isinstance(value, enum_type):
         return value
     try:
@@ -139,7 +140,7 @@ class LNSFormat:
 
     def __post_init__(self):
         _set(self, "bits", _check_int("bits", self.bits, 2, 24))
-        _set(self, "base", _check_enum("base", self.base, Base))
+        _set(self, "base", check_enum("base", self.base, Base))
         if self.base is Base.NATURAL:
             if self.frac_bits is not None:
                 raise SpecError(f"frac_bits applies only to base='pow2', not to base='natural' (got {self.frac_bits!r})")
@@ -246,7 +247,7 @@ class MadamConfig:
         _set(self, "beta_shift", _check_int("beta_shift", self.beta_shift, 1, 16))
         if not isinstance(self.bias_correction, bool):
             raise SpecError(f"bias_correction must be True or False, not {self.bias_correction!r}")
-        _set(self, "grad_format", _check_enum("grad_format", self.grad_format, GradFormat))
+        _set(self, "grad_format", check_enum("grad_format", self.grad_format, GradFormat))
         _set(self, "log_frac_bits", _check_int("log_frac_bits", self.log_frac_bits, 8, 20))
         _set(self, "table_index_bits", _check_int("table_index_bits", self.table_index_bits, 3, 12))
         if self.table_index_bits > self.log_frac_bits + 1:

@@ -80,7 +80,7 @@ def _write(tmp_path, data: bytes):
 def test_truncated_file_is_refused(cut, saved, tmp_path):
     raw, _ = saved
     n = int(cut * len(raw)) if isinstance(cut, float) else cut % len(raw) if cut < 0 else cut
-    with pytest.raises(ValueError, match=r"resume must be an lnsim train checkpoint|is corrupt") as e:
+    with pytest.raises(ValueError, match=r"resume must be a readable lnsim train checkpoint|is corrupt") as e:
         checkpoint.load(_write(tmp_path, raw[:n]))
     assert "\n" not in str(e.value)
 

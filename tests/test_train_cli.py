@@ -114,8 +114,8 @@ def test_resume_with_other_options_is_refused(tmp_path):
     (["--epochs", "0"], "epochs must be an integer >= 1, not 0"),
     (["--hidden", "12,x"], "hidden must be comma-separated integers, not '12,x'"),
     (["--init", "zeros"], "init must be one of quantized, uniform-rungs, not 'zeros'"),
-    (["--data", "nope.npz"], r"data must be an existing .npz file, not 'nope.npz' \(no such file\)"),
-    (["--resume", "nope.npz"], "resume must be an existing checkpoint file"),
+    (["--data", "nope.npz"], r"data must be an existing .npz file holding X and y, not 'nope.npz' \(no such file\)"),
+    (["--resume", "nope.npz"], "resume must be an existing lnsim train checkpoint"),
 ])
 def test_errors_are_one_line(argv, message, capsys):
     assert main(["--no-progress", *argv]) == 2

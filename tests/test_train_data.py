@@ -78,5 +78,5 @@ def test_bad_sources(tmp_path):
     with pytest.raises(ValueError, match="must hold both X_test and y_test, or neither"):
         load_dataset(str(tmp_path / "d.npz"))
     (tmp_path / "e.npz").write_text("not a zip")
-    with pytest.raises(ValueError, match="must be an .npz file holding X and y"):
+    with pytest.raises(ValueError, match="must be a readable .npz file holding X and y"):
         load_dataset(str(tmp_path / "e.npz"))

@@ -32,6 +32,7 @@ import numpy as np
 from lnsim.codecs import pack, unpack
 from lnsim.golden import GoldenMadam
 from lnsim.spec import Spec
+from lnsim.train.npzfile import read_npz
 
 __all__ = ["save", "load", "checksum", "restore_lns", "restore_float", "FORMAT", "VERSION", "READABLE_VERSIONS"]
 
@@ -109,19 +110,7 @@ def load(path: str) -> dict:
         If the file is missing, unreadable, truncated, altered (checksum), of another version or not an lnsim
         training checkpoint. Nothing is restored from a file that fails.
     """
-    try:
-        with open(path, "rb") as fh:  # opened here so that a damaged zip cannot leak the handle
-            f = np.load(fh, allow_pickle=False)
-            if not isinstance(f, np.lib.npyio.NpzFile):
-                raise ValueError("a single .npy array, not an .npz archive")
-            data = {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise ValueError(f"resume must be an existing checkpoint file, not {path!r} (no such file)") from None
-    except IsADirectoryError:
-        raise ValueError(f"resume must be a checkpoint file, not {path!r} (a directory)") from None
-    except Exception as e:  # zipfile.BadZipFile, EOFError, zlib.error, ...: all mean a damaged or foreign file
-        raise ValueError(f"resume must be an lnsim train checkpoint (.npz), not {path!r} "
-                         f"(unreadable: {type(e).__name__}: {e})") from None
+    data = read_npz(path, "resume", "lnsim train checkpoint (.npz)")
     if str(data.get("format", "")) != FORMAT:
         raise ValueError(f"resume must be an lnsim train checkpoint, not {path!r} (no '{FORMAT}' marker)")
     v = data.get("version")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lnsim.train.npzfile import read_npz
+
 __all__ = ["BUNDLED", "Split", "load_dataset", "load_arrays", "make_split"]
 
 #: Data sets shipped inside scikit-learn (no download), by the name ``--dataset`` takes.
@@ -97,13 +99,7 @@ def load_arrays(source: str):
         return bunch.data, bunch.target, None, None
     if not source.endswith(".npz") and not os.path.exists(source):
         raise ValueError(f"dataset must be one of {', '.join(BUNDLED)} or an .npz file path, not {source!r}")
-    try:
-        with np.load(source, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise ValueError(f"data must be an existing .npz file, not {source!r} (no such file)") from None
-    except (OSError, ValueError) as e:
-        raise ValueError(f"data must be an .npz file holding X and y, not {source!r} ({e})") from None
+    arrays = read_npz(source, "data", ".npz file holding X and y")
     missing = [name for name in ("X", "y") if name not in arrays]
     if missing:
         raise ValueError(f"data file {source!r} must hold arrays X and y; missing {', '.join(missing)} "
