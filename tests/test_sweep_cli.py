@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import time
 
 import pytest
 
@@ -187,3 +188,17 @@ def test_errors_exit_2_with_one_line_before_any_work(argv, message, tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"lnsim: error: {message}") and err.count("\n") == 1 and "Traceback" not in err
     assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_the_issue_grid_on_two_cores_within_ten_minutes_and_rerun_in_seconds(tmp_path, capsys):
+    argv = ["sweep", "--bits", "6:12", "--eta0", "0.001,0.004", "--dataset", "digits", "--seeds", "2", "--jobs", "2",
+            "--quiet", "--out", str(tmp_path)]
+    t0 = time.perf_counter()
+    assert main(argv) == 0
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    assert main(argv) == 0
+    second = time.perf_counter() - t0
+    assert len(_rows(tmp_path)) == 7 * 2 * 2 + 2
+    assert first < 600 and second < 30, (first, second)

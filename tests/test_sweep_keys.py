@@ -13,19 +13,34 @@ _TRAIN = {"dataset": "iris", "data": None, "hidden": "4", "epochs": 2, "batch_si
           "test_size": 0.25}
 
 
-def _keys(grid: dict, seeds=(0, 1), **train) -> list[str]:
+def _tasks(grid: dict, seeds=(0, 1), **train):
     points, _ = Grid.from_options(grid).points()
-    return [t.key for t in plan_training(points, {**_TRAIN, **train}, seeds)]
+    return plan_training(points, {**_TRAIN, **train}, seeds)
+
+
+def _keys(grid: dict, seeds=(0, 1), **train) -> list[str]:
+    return [t.key for t in _tasks(grid, seeds, **train)]
+
+
+def _identities(grid: dict) -> str:
+    """(identity, key) of every task, as JSON (run in another process)."""
+    return json.dumps([[t.identity, t.key] for t in _tasks(grid)])
 
 
 def test_same_configuration_same_key_in_another_process():
-    here = _keys({"bits": "6,8", "eta0": "0.004"})
-    code = ("import json; from tests.test_sweep_keys import _keys; "
-            "print(json.dumps(_keys({'bits': '6,8', 'eta0': '0.004'})))")
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           cwd=pathlib.Path(__file__).parents[1], env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout
-    assert json.loads(there) == here
-    assert len(here) == len(set(here)) == 2 * 2 + 2  # 2 points x 2 seeds + the reference per seed
+    code = "from tests.test_sweep_keys import _identities; print(_identities({'bits': '6,8', 'eta0': '0.004'}))"
+    there = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                      cwd=pathlib.Path(__file__).parents[1],
+                                      env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout)
+    here = [[t.identity, t.key] for t in _tasks({"bits": "6,8", "eta0": "0.004"})]
+    assert len(there) == len(here) == 2 * 2 + 2  # 2 points x 2 seeds + the reference per seed
+    for (identity, key), (mine, my_key) in zip(there, here):
+        assert task_key(identity) == key  # hashed there, hashed here: the same key
+        # the same configuration and data here (the code version is left out: the shared working tree may
+        # change between the two processes)
+        assert {k: v for k, v in identity.items() if k != "code"} == {k: v for k, v in mine.items() if k != "code"}
+        if identity["code"] == mine["code"]:
+            assert key == my_key
 
 
 def test_key_ignores_dict_order():
