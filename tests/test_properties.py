@@ -1,0 +1,525 @@
+"""Property tests (hypothesis) across the whole valid spec space (issue 8, item 4).
+
+Random valid specs (tests/strategies.py: bits 2..24, natural and pow2 bases, eta and eta_star in whole rungs,
+every gradient format, beta_shift, state width, F and a), random codes, state words and gradient bit
+patterns (NaN, +-Inf, zeros, subnormals, the largest finite value, anything):
+
+* the golden invariants of docs/datapath.md -- sign frozen, k in 0..KMAX, steps bounded and in the right
+  direction, saturation at both ends, a step that never shrinks as |g| grows, zero/NaN/Inf rules, state
+  words that stay valid -- for the vectorised kernel (``update_inplace``) and the per-element trace
+  (``update_trace``), which must agree element for element;
+* the float-fidelity bound (``lnsim.fidelity.measure``): at most one rung off float64 Madam where the
+  datapath's precision covers the largest step (:func:`fidelity_budget`), and a strict xfail recording that
+  it does not hold for every valid spec;
+* the weight decoder and the encode/decode round trip.
+
+Each property runs twice: a default run (derandomized, few examples, the datapaths of
+``strategies.DEFAULT_DATAPATHS`` for the compiled kernel) and a ``slow`` broad run (many examples,
+``strategies.SLOW_DATAPATHS`` for the kernel). The trace engine draws from every datapath in both runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, find, given, settings
+from hypothesis import strategies as st
+
+import lnsim
+from lnsim import tables
+from lnsim.fidelity import measure
+from lnsim.golden import grad_dtype, update_inplace, update_trace
+
+import strategies as S
+
+_COMMON = dict(deadline=None, database=None, derandomize=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+#: Default run: reproducible and short.
+DEFAULT = settings(max_examples=100, **_COMMON)
+#: Broad run (``pytest -m slow``).
+BROAD = settings(max_examples=1000, **_COMMON)
+
+#: (kernel datapaths, settings) per run; the broad run is marked slow.
+RUNS = [
+    pytest.param(("default", DEFAULT), id="default"),
+    pytest.param(("slow", BROAD), id="broad", marks=pytest.mark.slow),
+]
+ENGINES = ["kernel", "trace"]
+
+
+def run_property(check, strategy, run_settings, examples=()):
+    """Run ``check(case)`` for hypothesis cases drawn from ``strategy`` under ``run_settings`` (plus ``examples``)."""
+    test = given(strategy)(lambda case: check(case))
+    for case in examples:
+        test = example(case)(test)
+    run_settings(test)()
+
+
+# ------------------------------------------------------------------------------------------ step helpers
+
+
+@dataclass
+class StepCase:
+    """One update of ``n`` elements: the spec, the inputs and the step's t and eta (in rungs)."""
+
+    spec: lnsim.Spec
+    sign: np.ndarray
+    k: np.ndarray
+    grad: np.ndarray
+    state: np.ndarray
+    t: int
+    eta_rungs: int
+
+    def scalars(self) -> dict:
+        """The step's ``log_eta`` and ``log_bc`` keyword arguments."""
+        return {"log_eta": tables.log_eta_term(self.spec, self.eta_rungs),
+                "log_bc": tables.bias_correction_term(self.spec, self.t)}
+
+    def with_grad(self, grad) -> "StepCase":
+        """The same case with other gradient bit patterns."""
+        return StepCase(self.spec, self.sign, self.k, np.asarray(grad, dtype=self.grad.dtype), self.state, self.t,
+                        self.eta_rungs)
+
+
+def apply(case: StepCase, engine: str):
+    """One step on copies of the inputs: ``(k_new, state_new, (n_nan, n_inf))``.
+
+    ``engine="kernel"`` runs ``update_inplace`` (the compiled vectorised loop); ``"trace"`` calls
+    ``update_trace`` element by element (compiled once for every spec) and counts its flags.
+    """
+    if engine == "kernel":
+        k, state = case.k.copy(), case.state.copy()
+        counts = update_inplace(case.spec, case.sign, k, case.grad, state, **case.scalars())
+        return k, state, counts
+    rows = [update_trace(case.spec, int(sw), int(k), int(g), int(st_), **case.scalars())
+            for sw, k, g, st_ in zip(case.sign, case.k, case.grad, case.state)]
+    k = np.array([r["k_new"] for r in rows], dtype=case.k.dtype)
+    state = np.array([r["st_new"] for r in rows], dtype=np.uint32)
+    return k, state, (sum(r["nan"] for r in rows), sum(r["inf"] for r in rows))
+
+
+def warm_states(spec: lnsim.Spec, n: int, steps: int, seed: int) -> np.ndarray:
+    """State words of ``n`` fresh elements after ``steps`` updates with random gradients (log-spread
+    magnitudes over about 1e-17..1e17 plus raw bit patterns), through ``update_trace`` (no compile per spec)."""
+    rng = np.random.default_rng(seed)
+    state = [0] * n
+    for t in range(1, steps + 1):
+        g = grad_to_bits_mixed(spec, rng, n)
+        scal = {"log_eta": tables.log_eta_term(spec), "log_bc": tables.bias_correction_term(spec, t)}
+        state = [update_trace(spec, 0, 0, int(b), s, **scal)["st_new"] for b, s in zip(g, state)]
+    return np.array(state, dtype=np.uint32)
+
+
+def grad_to_bits_mixed(spec: lnsim.Spec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` random gradient bit patterns: mostly normals with log-spread scales, some raw patterns."""
+    g = rng.standard_normal(n) * np.exp(rng.uniform(-40.0, 40.0, n))
+    bits = lnsim.grad_to_bits(g.astype(np.float32), spec.cfg.grad_format).astype(np.int64)
+    raw = rng.integers(0, 2**spec.cfg.grad_format.width, n)
+    return np.where(rng.random(n) < 0.2, raw, bits).astype(grad_dtype(spec))
+
+
+def codes(spec: lnsim.Spec):
+    """Codes k: the ends, their neighbours, or anything in 0..KMAX."""
+    kmax = spec.fmt.code_max
+    return st.one_of(st.sampled_from([0, 1, kmax - 1, kmax]), st.integers(0, kmax))
+
+
+@st.composite
+def state_arrays(draw, spec: lnsim.Spec, n: int):
+    """(state words, t): warmed up from zeros by a few random steps (t follows), or valid words and any t."""
+    if draw(st.booleans()):
+        steps = draw(st.integers(0, 6))
+        return warm_states(spec, n, steps, draw(st.integers(0, 2**32 - 1))), steps + 1
+    words = draw(st.lists(S.state_words(spec), min_size=n, max_size=n))
+    return np.array(words, dtype=np.uint32), draw(st.integers(1, 5000))
+
+
+def eta_rungs_for(spec: lnsim.Spec):
+    """A step's eta in rungs: the spec's, or any in 1..eta_star_rungs (a schedule)."""
+    return st.one_of(st.just(spec.eta_rungs), st.integers(1, spec.eta_star_rungs))
+
+
+@st.composite
+def step_cases(draw, kind: str, grads=None, n_max: int = 24) -> StepCase:
+    """A random :class:`StepCase`: spec with a ``kind`` datapath, random signs, codes, gradients and states."""
+    spec = draw(S.specs(kind))
+    n = draw(st.integers(1, n_max))
+    sign = np.array(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)), np.uint8)
+    k = np.array(draw(st.lists(codes(spec), min_size=n, max_size=n)), spec.fmt.code_dtype)
+    grad = np.array(draw(st.lists(grads(spec) if grads else S.grad_bits(spec), min_size=n, max_size=n)), grad_dtype(spec))
+    state, t = draw(state_arrays(spec, n))
+    return StepCase(spec, sign, k, grad, state, t, draw(eta_rungs_for(spec)))
+
+
+def kind_for(engine: str, datapaths: str) -> str:
+    """Datapaths to draw from: the run's fixed set for the compiled kernel, all of them for the trace."""
+    return datapaths if engine == "kernel" else "full"
+
+
+def direction(case: StepCase) -> np.ndarray:
+    """+1 where the step raises k (weight sign equals gradient sign: |w| shrinks), -1 where it lowers it."""
+    sg = S.classify(case.spec, case.grad)["sg"]
+    return np.where(case.sign == sg, 1, -1)
+
+
+# ----------------------------------------------------------------------------------------- spec strategy
+
+
+@settings(max_examples=200, **_COMMON)
+@given(S.specs("full"))
+def test_spec_strategy_builds_valid_specs(spec):
+    f, c = spec.fmt, spec.cfg
+    assert 2 <= f.bits <= 24 and f.code_max * f.eta0 <= 80.0
+    assert 1 <= spec.eta_rungs <= spec.eta_star_rungs <= min(f.code_max, 2**22 - 1)
+    assert c.eta <= 1.0 and c.eta_star <= 16.0
+    assert c.state_man_bits >= c.beta_shift + 8 and c.state_bits <= 32
+    assert 3 <= c.table_index_bits <= min(12, c.log_frac_bits + 1)
+    assert lnsim.Spec.from_dict(spec.to_dict()) == spec
+
+
+#: Corners of the spec space the strategy must reach (checked over one derandomized run of examples).
+CORNERS = {
+    "bits=2": lambda s: s.fmt.bits == 2,
+    "bits=24": lambda s: s.fmt.bits == 24,
+    "pow2 bits=22": lambda s: s.fmt.base is lnsim.Base.POW2 and s.fmt.bits == 22,
+    "pow2 m=0": lambda s: s.fmt.base is lnsim.Base.POW2 and s.fmt.frac_bits == 0,
+    "pow2 m=16": lambda s: s.fmt.base is lnsim.Base.POW2 and s.fmt.frac_bits == 16,
+    "deepest natural ladder": lambda s: s.fmt.eta0 == S.max_natural_eta0(s.fmt.bits) and s.fmt.bits > 8,
+    "bfloat16": lambda s: s.cfg.grad_format.value == "bfloat16",
+    "float16": lambda s: s.cfg.grad_format.value == "float16",
+    "float32": lambda s: s.cfg.grad_format.value == "float32",
+    "no bias correction": lambda s: not s.cfg.bias_correction,
+    "beta_shift=1": lambda s: s.cfg.beta_shift == 1,
+    "largest beta_shift": lambda s: s.cfg.beta_shift == S.max_beta_shift(s.cfg.grad_format.value),
+    "narrowest state": lambda s: s.cfg.state_bits == S.min_state_bits(s.cfg.grad_format.value, s.cfg.beta_shift),
+    "F=8": lambda s: s.cfg.log_frac_bits == 8,
+    "F=20": lambda s: s.cfg.log_frac_bits == 20,
+    "a=3": lambda s: s.cfg.table_index_bits == 3,
+    "a=12": lambda s: s.cfg.table_index_bits == 12,
+    "eta_star=2**22-1 rungs": lambda s: s.eta_star_rungs == 2**22 - 1,
+    "eta_star at the ladder": lambda s: s.eta_star_rungs == s.fmt.code_max and s.fmt.bits > 4,
+    "eta=eta_star": lambda s: s.eta_rungs == s.eta_star_rungs > 100,
+}
+
+
+def test_spec_strategy_reaches_the_corners():
+    seen = []
+    run_property(seen.append, S.specs("full"), settings(max_examples=500, **_COMMON))
+    missed = [name for name, hit in CORNERS.items() if not any(hit(spec) for spec in seen)]
+    assert not missed, missed
+
+
+# ------------------------------------------------------------------------------------- golden invariants
+
+
+def check_ranges(case: StepCase, engine: str):
+    """Sign frozen, k in 0..KMAX, state words valid, each step at most eta_star rungs in the gradient's direction."""
+    sign0 = case.sign.copy()
+    k, state, _ = apply(case, engine)
+    assert np.array_equal(case.sign, sign0)
+    assert int(k.max()) <= case.spec.fmt.code_max
+    assert S.valid_state_mask(case.spec, state).all(), [hex(w) for w in state[~S.valid_state_mask(case.spec, state)]]
+    moved = k.astype(np.int64) - case.k.astype(np.int64)
+    assert np.all(moved * direction(case) >= 0)
+    assert np.all(np.abs(moved) <= case.spec.eta_star_rungs)
+
+
+def check_special_gradients(case: StepCase, engine: str):
+    """NaN: k and state unchanged, counted. Zero: k unchanged, the EMA never grows. Inf: counted, and
+    the same k and state as the largest finite gradient of that sign."""
+    spec = case.spec
+    cls = S.classify(spec, case.grad)
+    k, state, (n_nan, n_inf) = apply(case, engine)
+    assert (n_nan, n_inf) == (int(cls["nan"].sum()), int(cls["inf"].sum()))
+    nan, zero = cls["nan"], cls["zero"]
+    assert np.array_equal(k[nan], case.k[nan]) and np.array_equal(state[nan], case.state[nan])
+    assert np.array_equal(k[zero], case.k[zero])
+    assert np.all(state[zero] <= case.state[zero])
+    finite = np.where(cls["inf"], [S.max_finite_bits(spec, bool(sg)) for sg in cls["sg"]], case.grad)
+    k2, state2, counts2 = apply(case.with_grad(finite), engine)
+    assert counts2 == (n_nan, 0)
+    assert np.array_equal(k2, k) and np.array_equal(state2, state)
+
+
+@st.composite
+def saturation_cases(draw, kind: str) -> StepCase:
+    """Codes at both ends under the largest gradients (max finite or Inf) pushing each way, zero or random state."""
+    spec = draw(S.specs(kind))
+    kmax = spec.fmt.code_max
+    rows = []  # (sw, k, raise k?)
+    for sw in (0, 1):
+        rows += [(sw, 0, False), (sw, kmax, True), (sw, 0, True), (sw, kmax, False)]
+    sign = np.array([r[0] for r in rows], np.uint8)
+    k = np.array([r[1] for r in rows], spec.fmt.code_dtype)
+    use_inf = draw(st.lists(st.booleans(), min_size=len(rows), max_size=len(rows)))
+    grad = []
+    for (sw, _, up), inf in zip(rows, use_inf):
+        sg = bool(sw) if up else not sw  # sw == sg raises k
+        grad.append(S.inf_bits(spec, sg) if inf else S.max_finite_bits(spec, sg))
+    fresh = draw(st.booleans())
+    state, t = (np.zeros(len(rows), np.uint32), 1) if fresh else draw(state_arrays(spec, len(rows)))
+    return StepCase(spec, sign, k, np.array(grad, grad_dtype(spec)), state, t, draw(eta_rungs_for(spec)))
+
+
+def check_saturation(case: StepCase, engine: str):
+    """A huge gradient pushing k past 0 or KMAX leaves it there; pushing away from a fresh state moves it."""
+    k, _, _ = apply(case, engine)
+    toward_end = np.array([(k0 == 0) == (d < 0) for k0, d in zip(case.k, direction(case))])
+    assert np.array_equal(k[toward_end], case.k[toward_end])
+    if not case.state.any():  # fresh: ratio 1 (bias-corrected) or 2**(s/2), so at least one rung
+        moved = np.abs(k.astype(np.int64) - case.k.astype(np.int64))[~toward_end]
+        assert np.all(moved >= 1)
+
+
+@st.composite
+def magnitude_cases(draw, kind: str) -> StepCase:
+    """One state word, code, weight sign and gradient sign; several gradient magnitudes (zero, subnormals,
+    normals, the largest finite value, Inf), sorted ascending."""
+    spec = draw(S.specs(kind))
+    W = spec.cfg.grad_format.width
+    mags = draw(st.lists(S.grad_bits(spec, finite=True).map(lambda b: b & ((1 << (W - 1)) - 1)), min_size=2, max_size=24))
+    mags = sorted(set(mags) | {S.inf_bits(spec)})
+    n = len(mags)
+    sg = draw(st.integers(0, 1))
+    states, t = draw(state_arrays(spec, 1))
+    return StepCase(
+        spec,
+        np.full(n, draw(st.integers(0, 1)), np.uint8),
+        np.full(n, draw(codes(spec)), spec.fmt.code_dtype),
+        np.array([sg << (W - 1) | m for m in mags], grad_dtype(spec)),
+        np.full(n, states[0], np.uint32),
+        t,
+        draw(eta_rungs_for(spec)),
+    )
+
+
+def check_monotone(case: StepCase, engine: str):
+    """For one state, code and signs, the rung step |k_new - k| never shrinks as |g| grows."""
+    k, _, _ = apply(case, engine)
+    step = np.abs(k.astype(np.int64) - case.k.astype(np.int64))
+    assert np.all(np.diff(step) >= 0), list(zip([hex(g) for g in case.grad], step.tolist()))
+
+
+#: Invariant -> (check(case, engine), strategy of cases given a datapath kind); see each check's docstring.
+INVARIANTS = {
+    "ranges": (check_ranges, step_cases),  # sign frozen, k in 0..KMAX, state words valid, step bounded
+    "special-gradients": (check_special_gradients, step_cases),  # NaN, zero, Inf rules and counts
+    "saturation": (check_saturation, saturation_cases),  # huge gradients at both ends of the ladder
+    "monotone": (check_monotone, magnitude_cases),  # the step never shrinks as |g| grows
+}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.parametrize("invariant", INVARIANTS)
+def test_golden_invariant(invariant, run, engine):
+    check, cases = INVARIANTS[invariant]
+    kind, run_settings = run
+    run_property(lambda case: check(case, engine), cases(kind_for(engine, kind)), run_settings)
+
+
+def check_kernel_matches_trace(case: StepCase):
+    """The vectorised kernel and the per-element trace give the same k, state words and counts."""
+    k1, s1, c1 = apply(case, "kernel")
+    k2, s2, c2 = apply(case, "trace")
+    assert np.array_equal(k1, k2) and np.array_equal(s1, s2) and c1 == c2
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_kernel_matches_trace(run):
+    kind, run_settings = run
+    run_property(check_kernel_matches_trace, step_cases(kind), run_settings)
+
+
+# -------------------------------------------------------------------------------------- float fidelity
+
+
+def ratio_precision(cfg: lnsim.MadamConfig) -> float:
+    """Relative error bound of the datapath's ratio ``r * |g| / sqrt(vhat)`` (an empirical model).
+
+    ``2**-2a / 4`` (chords of the interpolated log and antilog tables) ``+ 2 * 2**-F`` (log-domain
+    rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16 significant
+    bits).
+    """
+    rel = 2.0 ** (-2 * cfg.table_index_bits) / 4 + 2 * 2.0**-cfg.log_frac_bits + 2 * 2.0**-cfg.state_man_bits
+    return rel + (2.0**-16 if cfg.grad_format is lnsim.GradFormat.FLOAT32 else 0.0)
+
+
+def largest_step(spec: lnsim.Spec) -> float:
+    """The largest unclamped rung step to expect: ``min(eta_star_rungs, eta_rungs * 2**(s/2))`` (a gradient
+    spike against a settled EMA gives a ratio up to 1/sqrt(1 - beta))."""
+    return min(spec.eta_star_rungs, spec.eta_rungs * 2.0 ** (spec.cfg.beta_shift / 2))
+
+
+def fidelity_budget(spec: lnsim.Spec) -> float:
+    """Expected worst error of a rung step, in rungs, from the datapath's precision: ``largest_step *
+    ratio_precision``. It must stay well below one rung for "at most one rung off" to hold."""
+    return largest_step(spec) * ratio_precision(spec.cfg)
+
+
+#: fidelity_budget below which the golden step is within one rung of float Madam (calibrated: no spec
+#: under it failed in a broad run; the first failures appeared at about 1.5).
+BUDGET = 0.5
+#: Floor of the share of exact rung steps within BUDGET. The off-by-one share grows with the budget
+#: (measured: at most 1.95 x fidelity_budget over 6,197 specs of 4,000 elements x 30 steps; worst share
+#: 0.9098, at B=20 pow2 eta = eta_star = 94,548 rungs, float16, F=20, a=10, s=1).
+EXACT_FLOOR = 0.85
+
+
+def exact_bound(spec: lnsim.Spec) -> float:
+    """Smallest share of exact rung steps to accept: ``max(EXACT_FLOOR, 1 - 3 * fidelity_budget)``
+    (0.989 for the defaults, whose budget is 0.0037)."""
+    return max(EXACT_FLOOR, 1.0 - 3.0 * fidelity_budget(spec))
+#: Elements and steps per fidelity measurement (the sample is small; the bound has margin for it).
+FIDELITY_N, FIDELITY_STEPS = 2000, 30
+
+
+@st.composite
+def fidelity_specs(draw, kind: str, within_budget: bool) -> tuple[lnsim.Spec, int]:
+    """(spec, seed) that ``fidelity.measure`` accepts (eta_star at most half the ladder). If
+    ``within_budget``, eta_star or eta is capped so that :func:`fidelity_budget` <= BUDGET."""
+    fmt = draw(S.formats())
+    dp = draw(S.datapaths(kind))
+    max_star, max_eta = fmt.code_max // 2, None
+    if within_budget:
+        cfg = lnsim.MadamConfig(**dp._asdict())
+        reach = BUDGET / ratio_precision(cfg)  # largest step the precision covers (at least 31 rungs)
+        eta_cap = math.floor(reach / 2.0 ** (cfg.beta_shift / 2))
+        if eta_cap >= 1 and draw(st.booleans()):
+            max_eta = eta_cap
+        else:
+            max_star = min(max_star, math.floor(reach))
+    spec = draw(S.specs(kind, fmts=st.just(fmt), max_star=max_star, max_eta=max_eta, datapath=st.just(dp)))
+    return spec, draw(st.integers(0, 2**16))
+
+
+def check_fidelity(case, with_exact_bound: bool = False):
+    """At most one rung off float64 Madam on every update (and, if asked, at least :func:`exact_bound` exact)."""
+    spec, seed = case
+    r = measure(spec, n=FIDELITY_N, steps=FIDELITY_STEPS, seed=seed)
+    assert r["max_error"] <= 1, (spec.to_dict(), r)
+    if with_exact_bound:
+        assert r["exact"] >= exact_bound(spec), (spec.to_dict(), fidelity_budget(spec), r)
+
+
+def fidelity_settings(run_settings):
+    """A third of the run's examples (each measures 60,000 updates), at least 20."""
+    return settings(run_settings, max_examples=max(20, run_settings.max_examples // 3))
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_fidelity_within_one_rung_where_the_precision_covers_the_step(run):
+    kind, run_settings = run
+    strategy = fidelity_specs(kind, within_budget=True)
+    run_property(lambda case: check_fidelity(case, True), strategy, fidelity_settings(run_settings))
+
+
+#: hypothesis's minimal counterexample within DEFAULT_DATAPATHS: 511-rung steps on an F=8, a=3 datapath
+#: (budget 3.9) are 2 rungs off float Madam. Over all datapaths it found B=9 pow2 m=8, eta = eta_star =
+#: 255 rungs, bfloat16, s=1, no bias correction, 19-bit state, F=8, a=3 (budget 2.0, 2 rungs off).
+_POW2_M9 = lnsim.LNSFormat(bits=10, base="pow2", frac_bits=9)
+FIDELITY_COUNTEREXAMPLE = (
+    lnsim.Spec(_POW2_M9, lnsim.MadamConfig.from_rungs(
+        _POW2_M9, 511, 511, beta_shift=1, bias_correction=False, grad_format="float16", state_bits=32,
+        log_frac_bits=8, table_index_bits=3)),
+    0,
+)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="datapath limitation: the ratio's relative precision (F, a, WM, float32 truncation) times the largest "
+           "step must stay below about one rung; large eta/eta_star rungs on a coarse datapath miss by 2 or more",
+)
+@pytest.mark.parametrize("run", RUNS)
+def test_fidelity_within_one_rung_for_every_valid_spec(run):
+    kind, run_settings = run
+    strategy = fidelity_specs(kind, within_budget=False)
+    run_property(check_fidelity, strategy, fidelity_settings(run_settings), examples=[FIDELITY_COUNTEREXAMPLE])
+
+
+def test_fidelity_counterexample_is_beyond_the_budget():
+    """The recorded counterexample fails the bound, and its budget is above BUDGET (the model separates it)."""
+    spec, seed = FIDELITY_COUNTEREXAMPLE
+    assert measure(spec, n=FIDELITY_N, steps=FIDELITY_STEPS, seed=seed)["max_error"] >= 2
+    assert fidelity_budget(spec) > 3 * BUDGET
+
+
+# ------------------------------------------------------------------------------------- decoder, codecs
+
+
+def sigma_stars():
+    """Per-tensor scales sigma_star: 2**u for u in -60..126.9 (below 2**127, as the decoder needs), or round values."""
+    return st.one_of(st.sampled_from([1.0, 0.29, 3.0]), st.floats(-60.0, 126.9).map(lambda u: 2.0**u))
+
+
+@st.composite
+def code_samples(draw, fmt: lnsim.LNSFormat):
+    """Sorted distinct codes: every code for small formats, else both ends and a random sample."""
+    if fmt.levels <= 4096:
+        return np.arange(fmt.levels, dtype=fmt.code_dtype)
+    ks = draw(st.lists(st.integers(0, fmt.code_max), min_size=1, max_size=300))
+    return np.array(sorted(set(ks) | {0, 1, fmt.code_max - 1, fmt.code_max}), fmt.code_dtype)
+
+
+BF16_MIN_NORMAL = 2.0**-126
+
+
+def check_decoder(fmt: lnsim.LNSFormat, sigma: float, ks: np.ndarray):
+    """decode_bf16: non-increasing in k for positive weights, the sign only sets bit 15, and within one
+    bfloat16 ulp of sigma_star * exp(-k * eta0) (or +-0 where that is below the normal range)."""
+    pos = lnsim.decode_bf16(fmt, np.zeros(ks.shape, np.uint8), ks, sigma)
+    neg = lnsim.decode_bf16(fmt, np.ones(ks.shape, np.uint8), ks, sigma)
+    assert np.array_equal(neg, pos | 0x8000) and not (pos & 0x8000).any()
+    assert np.all(np.diff(pos.astype(np.int64)) <= 0)
+    exact = sigma * np.exp(-ks.astype(np.float64) * fmt.eta0)
+    want = lnsim.grad_to_bits(exact.astype(np.float32)).astype(np.int64)
+    flushed = pos == 0
+    assert np.all(exact[flushed] < BF16_MIN_NORMAL * (1 + 2.0**-7)), exact[flushed].max()
+    diff = np.abs(pos.astype(np.int64) - want)[~flushed]
+    assert diff.max(initial=0) <= 1, (ks[~flushed][np.argmax(diff)], diff.max())
+
+
+@st.composite
+def decoder_cases(draw):
+    """(format, sigma_star, sorted codes) over every valid format."""
+    fmt = draw(S.formats())
+    return fmt, draw(sigma_stars()), draw(code_samples(fmt))
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_weight_decoder_is_monotone_signed_and_within_one_ulp(run):
+    _, run_settings = run
+    run_property(lambda case: check_decoder(*case), decoder_cases(), run_settings)
+
+
+@st.composite
+def round_trip_cases(draw):
+    """(format, sigma_star, signs, codes, offsets in rungs within +-0.45)."""
+    fmt = draw(S.formats())
+    n = draw(st.integers(1, 64))
+    k = draw(st.lists(st.one_of(st.sampled_from([0, fmt.code_max]), st.integers(0, fmt.code_max)), min_size=n, max_size=n))
+    sign = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
+    offset = draw(st.lists(st.floats(-0.45, 0.45), min_size=n, max_size=n))
+    sigma = draw(st.floats(-60.0, 60.0).map(lambda u: 2.0**u))
+    return fmt, sigma, np.array(sign, np.uint8), np.array(k, fmt.code_dtype), np.array(offset)
+
+
+def check_round_trip(fmt, sigma, sign, k, offset):
+    """decode gives the ladder values; encode maps them, and anything within 0.45 rungs of them (beyond the
+    ends too), back to the same sign and code."""
+    w = lnsim.decode(sign, k, fmt, sigma)
+    assert np.allclose(np.abs(w), sigma * np.exp(-k.astype(np.float64) * fmt.eta0), rtol=1e-12)
+    for x in (w, w * np.exp(-offset * fmt.eta0)):
+        sign2, k2 = lnsim.encode(x, fmt, sigma)
+        assert np.array_equal(sign2, sign) and np.array_equal(k2, k), (k[k2 != k], k2[k2 != k])
+        assert k2.dtype == np.dtype(fmt.code_dtype)
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_encode_decode_round_trip_to_the_nearest_rung(run):
+    _, run_settings = run
+    run_property(lambda case: check_round_trip(*case), round_trip_cases(), run_settings)
