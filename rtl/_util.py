@@ -31,7 +31,18 @@ def check_table(name: str, table, entries: int, width: int) -> list:
 
 
 def clamp(value, lo: int, hi: int):
-    """``min(max(value, lo), hi)`` as two comparators and two multiplexers."""
+    """``min(max(value, lo), hi)`` as two comparators and two multiplexers.
+
+    For ``lo = 0`` and ``hi = 2**k - 1`` the comparators are the sign bit and an OR of the bits above ``k``
+    (no carry chain), the same values.
+    """
+    v = Value.cast(value)
+    k = (hi + 1).bit_length() - 1
+    if lo == 0 and hi + 1 == 1 << k and 0 < k < len(v):
+        signed = v.shape().signed
+        top = v[k:len(v) - 1] if signed else v[k:]
+        over = top.any() if len(top) else 0
+        return Mux(v[-1] if signed else 0, 0, Mux(over, hi, v[:k]))
     return Mux(value < lo, lo, Mux(value > hi, hi, value))
 
 

@@ -26,9 +26,9 @@ from lnsim.spec import Spec
 from ._util import check_table, clamp, pipeline
 
 __all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
-           "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaSum", "EmaNorm", "ema_parts",
-           "LogRatio", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
-           "RungStep", "RungStepScalars", "RungStepLookup", "RungStepRound", "rung_step_parts",
+           "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaHalve", "EmaSum", "EmaNorm", "ema_parts",
+           "LogRatio", "LogRatioExp", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
+           "RungStep", "RungStepScalars", "RungStepSum", "RungStepLookup", "RungStepShift", "RungStepRound", "rung_step_parts",
            "SaturatingAdd", "Widths"]
 
 
@@ -348,39 +348,53 @@ class EmaRound(wiring.Component):
         m.d.comb += sqn.eq(Mux(self.hi, self.sq, self.sq << 1))
         with m.If(~self.zero):
             m.d.comb += self.Mt.eq((sqn + 2 ** (31 - WM)) >> (32 - WM))
-        diff = Signal(signed(len(self.Em0) + 2))
+        # Both differences side by side: a negation after the subtraction would lengthen the path to dt.
+        diff, ndiff = Signal(signed(len(self.Em0) + 2)), Signal(signed(len(self.Em0) + 2))
         m.d.comb += [
             diff.eq(self.Et - E),
+            ndiff.eq(E - self.Et),
             self.Em0.eq(Mux(diff < 0, E, self.Et)),
             self.dv.eq(clamp(diff, 0, 31)),
-            self.dt.eq(clamp(-diff, 0, 31)),
+            self.dt.eq(clamp(ndiff, 0, 31)),
         ]
         return m
 
 
 class EmaAlign(wiring.Component):
-    """Stage 2, part c: align both mantissas to the larger exponent, rounding half up.
+    """Stage 2, part c: align both mantissas to the larger exponent, one fraction bit kept for the rounding.
 
-    Inputs ``M1``, ``Mt``, ``dv``, ``dt``; outputs ``Av`` (WM), ``At`` (WM + 1). Combinational (latency 0).
+    Inputs ``M1``, ``Mt``, ``dv``, ``dt``; outputs ``Av2 = (M1 << 1) >> dv`` (WM + 1), ``At2 = (Mt << 1) >> dt``
+    (WM + 2). Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
         super().__init__({"M1": In(w.WM), "Mt": In(w.WM + 1), "dv": In(5), "dt": In(5),
-                          "Av": Out(w.WM), "At": Out(w.WM + 1)})
+                          "Av2": Out(w.WM + 1), "At2": Out(w.WM + 2)})
 
     def elaborate(self, platform):
         m = Module()
-        # Round half up: ((x << 1 >> d) + 1) >> 1 == (x + 2**(d-1)) >> d.
-        m.d.comb += [
-            self.Av.eq((((self.M1 << 1) >> self.dv) + 1) >> 1),
-            self.At.eq((((self.Mt << 1) >> self.dt) + 1) >> 1),
-        ]
+        m.d.comb += [self.Av2.eq((self.M1 << 1) >> self.dv), self.At2.eq((self.Mt << 1) >> self.dt)]
+        return m
+
+
+class EmaHalve(wiring.Component):
+    """Stage 2, part d: round the aligned mantissas half up, ``Av = (Av2 + 1) >> 1`` (WM),
+    ``At = (At2 + 1) >> 1`` (WM + 1): ``(x + 2**(d-1)) >> d`` of docs/datapath.md. Combinational (latency 0).
+    """
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"Av2": In(w.WM + 1), "At2": In(w.WM + 2), "Av": Out(w.WM), "At": Out(w.WM + 1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.Av.eq((self.Av2 + 1) >> 1), self.At.eq((self.At2 + 1) >> 1)]
         return m
 
 
 class EmaSum(wiring.Component):
-    """Stage 2, part d: ``Sm0 = Av + At`` (WM + 1). Combinational (latency 0)."""
+    """Stage 2, part e: ``Sm0 = Av + At`` (WM + 1). Combinational (latency 0)."""
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
@@ -393,7 +407,7 @@ class EmaSum(wiring.Component):
 
 
 class EmaNorm(wiring.Component):
-    """Stage 2, part e: renormalise ``Sm0`` by one place either way and saturate.
+    """Stage 2, part f: renormalise ``Sm0`` by one place either way and saturate.
 
     Inputs ``Sm0``, ``Em0``; outputs as :class:`Ema`. Combinational (latency 0).
     """
@@ -430,9 +444,10 @@ class EmaNorm(wiring.Component):
 
 
 def ema_parts(spec: Spec) -> list:
-    """Stage 2 as :func:`~lnsim_rtl._util.pipeline` stages: square | round | align | sum | renormalise."""
+    """Stage 2 as :func:`~lnsim_rtl._util.pipeline` stages: square | round | align | halve | sum |
+    renormalise."""
     return [{"ema_square": EmaSquare(spec)}, {"ema_round": EmaRound(spec)}, {"ema_align": EmaAlign(spec)},
-            {"ema_sum": EmaSum(spec)}, {"ema_norm": EmaNorm(spec)}]
+            {"ema_halve": EmaHalve(spec)}, {"ema_sum": EmaSum(spec)}, {"ema_norm": EmaNorm(spec)}]
 
 
 class Ema(wiring.Component):
@@ -482,7 +497,7 @@ def _reference(comp: wiring.Component, parts: list) -> Module:
 class LogRatioLookup(wiring.Component):
     """Stage 3, part a: the exponent difference ``I`` and the two log tables' reads.
 
-    Inputs as :class:`LogRatio`; outputs ``I`` (signed 8, clamped to -64..64) and the
+    Inputs as :class:`LogRatio`, with ``eg`` (:class:`LogRatioExp`) for ``en``; outputs ``I`` (signed 8, clamped to -64..64) and the
     :class:`InterpolatorLookup` outputs of the gradient's log unit (``g_t0``, ``g_d``, ``g_l``) and of the
     state's (``v_t0``, ``v_d``, ``v_l``). Combinational (latency 0).
     """
@@ -497,7 +512,7 @@ class LogRatioLookup(wiring.Component):
         self.v = dict(table=table, index_bits=w.a, frac_bits=sh, wrap=True)
         pg, pv = _interp_params(**self.g, wrap=False), _interp_params(**self.v)
         super().__init__({
-            "S16": In(16), "en": In(w.en), "Em": In(w.WE), "Sm": In(w.WM), "zero": In(1),
+            "S16": In(16), "eg": In(_eg_shape(w)), "Em": In(w.WE), "Sm": In(w.WM), "zero": In(1),
             "I": Out(signed(8)),
             "g_t0": Out(pg.y_bits), "g_d": Out(pg.d_shape), "g_l": Out(pg.l_bits),
             "v_t0": Out(pv.y_bits), "v_d": Out(pv.d_shape), "v_l": Out(pv.l_bits),
@@ -524,7 +539,26 @@ class LogRatioLookup(wiring.Component):
                          getattr(self, f"g_{name}").eq(getattr(log_g, name))]
 
         # The exponent difference, clamped to -64..64, as the integer part.
-        m.d.comb += self.I.eq(clamp(2 * self.en - self.Em + (2 * w.MB - 1 + w.s), -64, 64))
+        m.d.comb += self.I.eq(clamp(self.eg - self.Em, -64, 64))
+        return m
+
+
+def _eg_shape(w: Widths):
+    return signed(max(w.en.width + 1, (2 * w.MB - 1 + w.s).bit_length() + 1) + 1)
+
+
+class LogRatioExp(wiring.Component):
+    """Stage 3, the gradient's part: ``eg = 2 * en + 2 * MB - 1 + s``, so that the exponent difference
+    ``I = clamp(eg - Em, -64, 64)`` is one subtraction once ``Em`` is known. Combinational (latency 0)."""
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"en": In(w.en), "eg": Out(_eg_shape(w))})
+
+    def elaborate(self, platform):
+        m = Module()
+        w = self._w
+        m.d.comb += self.eg.eq(2 * self.en + (2 * w.MB - 1 + w.s))
         return m
 
 
@@ -543,11 +577,13 @@ class LogRatioSum(wiring.Component):
 
 
 def log_ratio_parts(spec: Spec, *, log_table=None) -> list:
-    """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: table reads | both multiplies | both
-    interpolation sums (``Lg``, ``Lv``) | ``X``."""
+    """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: ``eg`` (needs only ``en``, so a pipeline may
+    take it earlier) | ``I`` and table reads | both multiplies | both interpolation sums (``Lg``, ``Lv``) |
+    ``X``."""
     lookup = LogRatioLookup(spec, log_table=log_table)
     g, v = lookup.g, lookup.v
     return [
+        {"log_ratio_exp": LogRatioExp(spec)},
         {"log_ratio_lookup": lookup},
         {"log_g_product": InterpolatorProduct(**g, prefix="g_"), "log_v_product": InterpolatorProduct(**v, prefix="v_")},
         {"log_g_add": InterpolatorAdd(**g, prefix="g_", out="Lg"), "log_v_add": InterpolatorAdd(**v, prefix="v_", out="Lv")},
@@ -611,22 +647,32 @@ class RungStepScalars(wiring.Component):
         return m
 
 
-class RungStepLookup(wiring.Component):
-    """Stage 4, first part: ``Y``, its split and the antilog table reads.
+class RungStepSum(wiring.Component):
+    """Stage 4, part a: ``Y = X + log_r`` (``log_r = log_eta - log_bc``, :class:`RungStepScalars`).
+    Combinational (latency 0)."""
 
-    ``Y = X + log_r`` (``log_r = log_eta - log_bc``, :class:`RungStepScalars`); ``ph = Y & (2**(F+1) - 1)``
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"X": In(w.X), "log_r": In(signed(w.F + 7)), "Y": Out(w.Y)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.Y.eq(self.X + self.log_r)
+        return m
+
+
+class RungStepLookup(wiring.Component):
+    """Stage 4, part b: the split of ``Y`` and the antilog table reads.
+
+    ``ph = Y & (2**(F+1) - 1)``
     goes to an :class:`InterpolatorLookup` over ``tables.antilog_table(spec)`` (outputs ``t0 = ALOG[i]``,
     ``d = ALOG[i+1] - ALOG[i]``, ``l``), and ``shift = 23 - clamp(q, -2, 23)`` with ``q = Y >> (F + 1)``
     (docs/datapath.md, "Stage 4").
 
     Ports
     -----
-    X : In
-        As :class:`RungStep`.
-    log_r : In(signed(F + 7))
-        From :class:`RungStepScalars`.
-    Y : Out(signed(F + 9))
-        ``X + log_eta - log_bc``.
+    Y : In(signed(F + 9))
+        From :class:`RungStepSum`.
     t0, d, l : Out
         The interpolation pair and fraction.
     shift : Out(range(26))
@@ -644,16 +690,13 @@ class RungStepLookup(wiring.Component):
         self.alog = dict(table=table, index_bits=w.a, frac_bits=w.F + 1 - w.a)
         p = _interp_params(**self.alog, wrap=False)
         super().__init__({
-            "X": In(w.X), "log_r": In(signed(w.F + 7)),
-            "Y": Out(w.Y), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits),
+            "Y": In(w.Y), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits),
             "shift": Out(range(26)),
         })
 
     def elaborate(self, platform):
         m = Module()
         F = self._w.F
-
-        m.d.comb += self.Y.eq(self.X + self.log_r)
 
         # Read the antilog pair of the fraction of Y / 2 (A ~= 2**24 * 2**(ph / 2**(F+1)) after the multiply).
         m.submodules.alog = alog = InterpolatorLookup(**self.alog)
@@ -666,37 +709,54 @@ class RungStepLookup(wiring.Component):
         return m
 
 
-class RungStepRound(wiring.Component):
-    """Stage 4, last part: ``n = min(((A >> shift) + 1) >> 1, SSTAR)``, 0 for a zero gradient.
+class RungStepShift(wiring.Component):
+    """Stage 4, part d: ``z2 = A >> shift`` (``floor(2 * z)`` of docs/datapath.md, stage 4).
 
-    Ports: ``A`` (the antilog's interpolation), ``shift`` (from :class:`RungStepLookup`), ``zero`` in; ``n``
-    out (bit length of SSTAR).
+    Ports: ``A`` (the antilog's interpolation), ``shift`` (from :class:`RungStepLookup`) in; ``z2`` out.
+    Combinational (latency 0).
+    """
+
+    def __init__(self, spec: Spec, *, a_bits: int):
+        super().__init__({"A": In(a_bits), "shift": In(range(26)), "z2": Out(a_bits)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.z2.eq(self.A >> self.shift)
+        return m
+
+
+class RungStepRound(wiring.Component):
+    """Stage 4, last part: ``n = min((z2 + 1) >> 1, SSTAR)``, 0 for a zero gradient.
+
+    Ports: ``z2`` (from :class:`RungStepShift`), ``zero`` in; ``n`` out (bit length of SSTAR).
 
     Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec, *, a_bits: int):
         self._w = w = Widths(spec)
-        super().__init__({"A": In(a_bits), "shift": In(range(26)), "zero": In(1), "n": Out(w.n)})
+        super().__init__({"z2": In(a_bits), "zero": In(1), "n": Out(w.n)})
 
     def elaborate(self, platform):
         m = Module()
-        n0 = Signal(len(self.A))
-        m.d.comb += n0.eq(((self.A >> self.shift) + 1) >> 1)
+        n0 = Signal(len(self.z2))
+        m.d.comb += n0.eq((self.z2 + 1) >> 1)
         with m.If(~self.zero):
             m.d.comb += self.n.eq(Mux(n0 > self._w.SSTAR, self._w.SSTAR, n0))
         return m
 
 
 def rung_step_parts(spec: Spec, *, antilog_table=None, scalars: bool = True) -> list:
-    """Stage 4 as :func:`~lnsim_rtl._util.pipeline` stages: (``log_r`` |) ``Y`` and table reads | multiply |
-    interpolation sum ``A`` | shift, round, clamp. Without ``scalars``, ``log_r`` is an input of the first."""
+    """Stage 4 as :func:`~lnsim_rtl._util.pipeline` stages: (``log_r`` |) ``Y`` | table reads | multiply |
+    interpolation sum ``A`` | shift | round and clamp. Without ``scalars``, ``log_r`` is an input of the first."""
     lookup = RungStepLookup(spec, antilog_table=antilog_table)
     a_bits = _interp_params(**lookup.alog, wrap=False).y_bits
     parts = [
+        {"rung_step_sum": RungStepSum(spec)},
         {"rung_step_lookup": lookup},
         {"rung_step_product": InterpolatorProduct(**lookup.alog)},
         {"rung_step_add": InterpolatorAdd(**lookup.alog, out="A")},
+        {"rung_step_shift": RungStepShift(spec, a_bits=a_bits)},
         {"rung_step_round": RungStepRound(spec, a_bits=a_bits)},
     ]
     return ([{"rung_step_scalars": RungStepScalars(spec)}] if scalars else []) + parts

@@ -14,10 +14,10 @@ from .stages import SaturatingAdd, Unpack, Widths, ema_parts, log_ratio_parts, r
 
 __all__ = ["UpdateUnit", "update_layouts"]
 
-#: Pipeline registers, one after each part of :func:`lane_stages`: stage 1, stage 2 in five parts (square,
-#: round, align, sum, renormalise), stage 3 in four (table reads, multiplies, interpolation sums, X), stage 4
-#: in four (Y and table reads, multiply, interpolation sum, shift and round), stage 5.
-LATENCY = 15
+#: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1, stage 2 in six parts (square,
+#: round, align, halve, sum, renormalise), stage 3 in four (I and table reads, multiplies, interpolation sums, X),
+#: stage 4 in six (Y, table reads, multiply, interpolation sum, shift, round), stage 5.
+LATENCY = 18
 
 
 def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
@@ -127,11 +127,13 @@ def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
     keep_k = Step(("nan", "k", "k_new"), ("k",), lambda nan, k, k_new: {"k": Mux(nan, k, k_new)})
     ema = ema_parts(spec)
     ema[-1]["keep_st"] = keep_st
+    log = log_ratio_parts(spec, log_table=log_table)
+    ema[0].update(log[0])  # eg: needs only en
     rung = rung_step_parts(spec, antilog_table=antilog_table)
     return [
         {"unpack": Unpack(spec), **rung[0]},  # rung[0]: the step's scalars, log_r
         *ema,
-        *log_ratio_parts(spec, log_table=log_table),
+        *log[1:],
         *rung[1:],
         {"saturating_add": SaturatingAdd(spec), "keep_k": keep_k},
     ]
