@@ -428,7 +428,19 @@ def _print_report(r: dict) -> None:
     print(f"tools             {r['tools']['yosys']}; {r['tools']['nextpnr']}")
 
 
-_CSV_FIELDS = ("target", "unit", "bits", "lanes", "luts", "ffs", "brams", "dsps", "fmax_mhz", "timing_met", "seed")
+_CSV_FIELDS = ("target", "unit", "bits", "lanes", "status", "luts", "ffs", "brams", "dsps", "fmax_mhz", "timing_met",
+               "seed", "error")
+
+
+def _sweep_row(spec, unit: str, lanes: int, opts: dict) -> dict:
+    """One sweep configuration's report with ``status`` "ok", or, when a tool fails (a design that does
+    not fit the device fails in placement), a row with ``status`` "failed" and the ``error``, so the
+    sweep goes on."""
+    try:
+        return {"status": "ok", "error": "", **synthesize(spec, lanes=lanes, unit=unit, **opts)}
+    except SynthError as e:
+        return {"target": opts["target"], "unit": unit, "bits": spec.fmt.bits, "lanes": lanes, "status": "failed",
+                "seed": opts["seed"], "error": str(e)}
 
 
 def _plot(rows: list, path: str, target: str) -> None:
@@ -440,7 +452,8 @@ def _plot(rows: list, path: str, target: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     for unit in UNITS:
         for lanes, style in zip(SWEEP_LANES, ("-o", "--s")):
-            sel = sorted((r for r in rows if r["unit"] == unit and r["lanes"] == lanes), key=lambda r: r["bits"])
+            sel = sorted((r for r in rows if r["unit"] == unit and r["lanes"] == lanes and r.get("status", "ok") == "ok"),
+                         key=lambda r: r["bits"])
             if sel:
                 label = f"{unit}, {lanes} lane(s)"
                 a.plot([r["bits"] for r in sel], [r["luts"] for r in sel], style, label=label)
@@ -469,23 +482,26 @@ def run_synth(args) -> int:
             return 0
         from lnsim.cli import spec_from_args
 
-        rows = []
-        for unit in UNITS:
-            for bits in SWEEP_BITS:
-                for lanes in SWEEP_LANES:
-                    s = spec_from_args(argparse.Namespace(**{**vars(args), "bits": bits}))
-                    _progress(f"sweep {len(rows) + 1}/{len(UNITS) * len(SWEEP_BITS) * len(SWEEP_LANES)}")
-                    rows.append(synthesize(s, lanes=lanes, unit=unit, **opts))
-                    r = rows[-1]
-                    print(f"{unit:<7} B={bits:<3} lanes={lanes}  LUTs {r['luts']:>6}  FFs {r['ffs']:>5}  "
-                          f"BRAM {r['brams']}  DSP {r['dsps']}  Fmax {r['fmax_mhz']:6.1f} MHz", flush=True)
-
         def table(f):
             w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
             w.writeheader()
             w.writerows(rows)
 
-        _write(args.csv, table)
+        rows = []
+        total = len(UNITS) * len(SWEEP_BITS) * len(SWEEP_LANES)
+        for unit in UNITS:
+            for bits in SWEEP_BITS:
+                for lanes in SWEEP_LANES:
+                    s = spec_from_args(argparse.Namespace(**{**vars(args), "bits": bits}))
+                    _progress(f"sweep {len(rows) + 1}/{total}")
+                    rows.append(_sweep_row(s, unit, lanes, opts))
+                    r = rows[-1]
+                    head = f"{unit:<7} B={bits:<3} lanes={lanes}  "
+                    print(head + (f"LUTs {r['luts']:>6}  FFs {r['ffs']:>5}  BRAM {r['brams']}  DSP {r['dsps']}  "
+                                  f"Fmax {r['fmax_mhz']:6.1f} MHz" if r["status"] == "ok" else f"FAILED: {r['error']}"),
+                          flush=True)
+                    _write(args.csv, table)  # after every row: a long sweep cut short keeps what it has
+
         _plot(rows, args.plot, args.target)
         if args.json:
             _write(args.json, lambda f: json.dump(rows, f, indent=2))
