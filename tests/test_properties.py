@@ -212,6 +212,54 @@ def test_spec_strategy_reaches_the_corners():
     assert not missed, missed
 
 
+# ---------------------------------------------------------------------------------- precision budget
+
+
+def ratio_precision(cfg: lnsim.MadamConfig) -> float:
+    """Relative error bound of the datapath's ratio ``r * |g| / sqrt(vhat)`` (an empirical model).
+
+    ``2**-2a / 4`` (chords of the interpolated log and antilog tables) ``+ 2 * 2**-F`` (log-domain
+    rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16 significant
+    bits).
+    """
+    rel = 2.0 ** (-2 * cfg.table_index_bits) / 4 + 2 * 2.0**-cfg.log_frac_bits + 2 * 2.0**-cfg.state_man_bits
+    return rel + (2.0**-16 if cfg.grad_format is lnsim.GradFormat.FLOAT32 else 0.0)
+
+
+def largest_step(spec: lnsim.Spec) -> float:
+    """The largest unclamped rung step to expect: ``min(eta_star_rungs, eta_rungs * 2**(s/2))`` (a gradient
+    spike against a settled EMA gives a ratio up to 1/sqrt(1 - beta))."""
+    return min(spec.eta_star_rungs, spec.eta_rungs * 2.0 ** (spec.cfg.beta_shift / 2))
+
+
+def fidelity_budget(spec: lnsim.Spec) -> float:
+    """Expected worst error of a rung step, in rungs, from the datapath's precision: ``largest_step *
+    ratio_precision``. It must stay well below one rung for "at most one rung off" to hold."""
+    return largest_step(spec) * ratio_precision(spec.cfg)
+
+
+#: fidelity_budget below which the golden step is within one rung of float Madam (calibrated: no spec
+#: under it failed in a broad run; the first failures appeared at about 1.5).
+BUDGET = 0.5
+@st.composite
+def budget_specs(draw, kind: str, within_budget: bool, half_ladder: bool = False) -> lnsim.Spec:
+    """A spec with a ``kind`` datapath; if ``within_budget``, eta_star or eta is capped so that
+    :func:`fidelity_budget` <= BUDGET; if ``half_ladder``, eta_star is at most half the ladder (as
+    ``fidelity.measure`` needs)."""
+    fmt = draw(S.formats())
+    dp = draw(S.datapaths(kind))
+    max_star, max_eta = (fmt.code_max // 2 if half_ladder else None), None
+    if within_budget:
+        cfg = lnsim.MadamConfig(**dp._asdict())
+        reach = BUDGET / ratio_precision(cfg)  # largest step the precision covers (at least 31 rungs)
+        eta_cap = math.floor(reach / 2.0 ** (cfg.beta_shift / 2))
+        if eta_cap >= 1 and draw(st.booleans()):
+            max_eta = eta_cap
+        else:
+            max_star = min(max_star or fmt.code_max, math.floor(reach))
+    return draw(S.specs(kind, fmts=st.just(fmt), max_star=max_star, max_eta=max_eta, datapath=st.just(dp)))
+
+
 # ------------------------------------------------------------------------------------- golden invariants
 
 
@@ -275,10 +323,11 @@ def check_saturation(case: StepCase, engine: str):
 
 
 @st.composite
-def magnitude_cases(draw, kind: str) -> StepCase:
+def magnitude_cases(draw, kind: str, within_budget: bool = True) -> StepCase:
     """One state word, code, weight sign and gradient sign; several gradient magnitudes (zero, subnormals,
-    normals, the largest finite value, Inf), sorted ascending."""
-    spec = draw(S.specs(kind))
+    normals, the largest finite value, Inf), sorted ascending. ``within_budget``: a spec whose precision
+    covers its largest step (:func:`fidelity_budget`), stepped at most at its eta."""
+    spec = draw(budget_specs(kind, within_budget))
     W = spec.cfg.grad_format.width
     mags = draw(st.lists(S.grad_bits(spec, finite=True).map(lambda b: b & ((1 << (W - 1)) - 1)), min_size=2, max_size=24))
     mags = sorted(set(mags) | {S.inf_bits(spec)})
@@ -292,15 +341,24 @@ def magnitude_cases(draw, kind: str) -> StepCase:
         np.array([sg << (W - 1) | m for m in mags], grad_dtype(spec)),
         np.full(n, states[0], np.uint32),
         t,
-        draw(eta_rungs_for(spec)),
+        draw(st.integers(1, spec.eta_rungs) if within_budget else eta_rungs_for(spec)),
     )
 
 
-def check_monotone(case: StepCase, engine: str):
-    """For one state, code and signs, the rung step |k_new - k| never shrinks as |g| grows."""
+#: Largest drop of the rung step allowed as |g| grows, within the precision budget. Float Madam's step is
+#: monotone, but the datapath's error varies with the gradient's significand: where the exact ratio is flat
+#: in |g| (a fresh or swamped EMA) and the step lies within that error of a half rung, a larger |g| can
+#: round one rung lower (see MONOTONE_COUNTEREXAMPLES). Within the budget each step's error is below half
+#: a rung, so two steps can cross by at most one.
+MONOTONE_SLACK = 1
+
+
+def check_monotone(case: StepCase, engine: str, slack: int = MONOTONE_SLACK):
+    """For one state, code and signs, the rung step |k_new - k| never shrinks by more than ``slack`` as |g| grows."""
     k, _, _ = apply(case, engine)
     step = np.abs(k.astype(np.int64) - case.k.astype(np.int64))
-    assert np.all(np.diff(step) >= 0), list(zip([hex(g) for g in case.grad], step.tolist()))
+    drop = np.maximum.accumulate(step) - step
+    assert drop.max() <= slack, list(zip([hex(g) for g in case.grad], step.tolist()))
 
 
 #: Invariant -> (check(case, engine), strategy of cases given a datapath kind); see each check's docstring.
@@ -321,6 +379,54 @@ def test_golden_invariant(invariant, run, engine):
     run_property(lambda case: check(case, engine), cases(kind_for(engine, kind)), run_settings)
 
 
+def fresh_magnitude_case(spec: lnsim.Spec, eta_rungs: int, grads) -> StepCase:
+    """Positive weights at k = 0, a fresh state, step t = 1, positive gradients ``grads`` (sorted by magnitude)."""
+    n = len(grads)
+    return StepCase(spec, np.zeros(n, np.uint8), np.zeros(n, spec.fmt.code_dtype), np.array(grads, grad_dtype(spec)),
+                    np.zeros(n, np.uint32), 1, eta_rungs)
+
+
+_B7 = lnsim.LNSFormat(bits=7, eta0=20 / 127)
+_B23 = lnsim.LNSFormat(bits=23, eta0=80 / (2**23 - 1))
+#: hypothesis's minimal counterexamples to a strictly monotone step (fresh state, t = 1, all float ratios equal):
+#: (1) within the budget (0.099), F=8 a=3 float16, s=1, no bias correction, eta 6 rungs: float Madam's
+#: step is round(6 * sqrt(2)) = 8 for every |g|; the golden step is 9 at |g| = 0x0498 and 8 at 1.0 (0x3c00).
+#: (2) the default datapath, eta = eta_star = 104,857 rungs, a 99,997-rung step (budget 4.8, outside):
+#: 99,998 at 0x0015, 99,997 at 0x0080, 99,998 at the largest finite value; float: 99,997 for all three.
+MONOTONE_COUNTEREXAMPLES = [
+    fresh_magnitude_case(
+        lnsim.Spec(_B7, lnsim.MadamConfig.from_rungs(
+            _B7, 6, 9, beta_shift=1, bias_correction=False, grad_format="float16", state_bits=32, log_frac_bits=8,
+            table_index_bits=3)),
+        6, [0x0498, 0x3C00]),
+    fresh_magnitude_case(lnsim.Spec(_B23, lnsim.MadamConfig.from_rungs(_B23, 104857, 104857)), 99997,
+                         [0x0015, 0x0080, 0x7F7F]),
+]
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="datapath limitation: the ratio's error varies with the gradient's significand, so where float Madam's "
+           "ratio is flat in |g| a larger |g| can round one rung lower (more outside the precision budget)",
+)
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("run", RUNS)
+def test_step_is_strictly_monotone_in_the_gradient(run, engine):
+    kind, run_settings = run
+    run_property(lambda case: check_monotone(case, engine, slack=0), magnitude_cases(kind_for(engine, kind), False),
+                 run_settings, examples=MONOTONE_COUNTEREXAMPLES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_monotone_counterexamples_dip_by_one_rung(engine):
+    """The recorded counterexamples: the first within the budget, each dipping by exactly one rung."""
+    assert fidelity_budget(MONOTONE_COUNTEREXAMPLES[0].spec) <= BUDGET < fidelity_budget(MONOTONE_COUNTEREXAMPLES[1].spec)
+    for case, want in zip(MONOTONE_COUNTEREXAMPLES, ([9, 8], [99998, 99997, 99998])):
+        k, _, _ = apply(case, engine)
+        assert k.tolist() == want
+        check_monotone(case, engine, slack=1)
+
+
 def check_kernel_matches_trace(case: StepCase):
     """The vectorised kernel and the per-element trace give the same k, state words and counts."""
     k1, s1, c1 = apply(case, "kernel")
@@ -337,32 +443,6 @@ def test_kernel_matches_trace(run):
 # -------------------------------------------------------------------------------------- float fidelity
 
 
-def ratio_precision(cfg: lnsim.MadamConfig) -> float:
-    """Relative error bound of the datapath's ratio ``r * |g| / sqrt(vhat)`` (an empirical model).
-
-    ``2**-2a / 4`` (chords of the interpolated log and antilog tables) ``+ 2 * 2**-F`` (log-domain
-    rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16 significant
-    bits).
-    """
-    rel = 2.0 ** (-2 * cfg.table_index_bits) / 4 + 2 * 2.0**-cfg.log_frac_bits + 2 * 2.0**-cfg.state_man_bits
-    return rel + (2.0**-16 if cfg.grad_format is lnsim.GradFormat.FLOAT32 else 0.0)
-
-
-def largest_step(spec: lnsim.Spec) -> float:
-    """The largest unclamped rung step to expect: ``min(eta_star_rungs, eta_rungs * 2**(s/2))`` (a gradient
-    spike against a settled EMA gives a ratio up to 1/sqrt(1 - beta))."""
-    return min(spec.eta_star_rungs, spec.eta_rungs * 2.0 ** (spec.cfg.beta_shift / 2))
-
-
-def fidelity_budget(spec: lnsim.Spec) -> float:
-    """Expected worst error of a rung step, in rungs, from the datapath's precision: ``largest_step *
-    ratio_precision``. It must stay well below one rung for "at most one rung off" to hold."""
-    return largest_step(spec) * ratio_precision(spec.cfg)
-
-
-#: fidelity_budget below which the golden step is within one rung of float Madam (calibrated: no spec
-#: under it failed in a broad run; the first failures appeared at about 1.5).
-BUDGET = 0.5
 #: Floor of the share of exact rung steps within BUDGET. The off-by-one share grows with the budget
 #: (measured: at most 1.95 x fidelity_budget over 6,197 specs of 4,000 elements x 30 steps; worst share
 #: 0.9098, at B=20 pow2 eta = eta_star = 94,548 rungs, float16, F=20, a=10, s=1).
@@ -377,23 +457,9 @@ def exact_bound(spec: lnsim.Spec) -> float:
 FIDELITY_N, FIDELITY_STEPS = 2000, 30
 
 
-@st.composite
-def fidelity_specs(draw, kind: str, within_budget: bool) -> tuple[lnsim.Spec, int]:
-    """(spec, seed) that ``fidelity.measure`` accepts (eta_star at most half the ladder). If
-    ``within_budget``, eta_star or eta is capped so that :func:`fidelity_budget` <= BUDGET."""
-    fmt = draw(S.formats())
-    dp = draw(S.datapaths(kind))
-    max_star, max_eta = fmt.code_max // 2, None
-    if within_budget:
-        cfg = lnsim.MadamConfig(**dp._asdict())
-        reach = BUDGET / ratio_precision(cfg)  # largest step the precision covers (at least 31 rungs)
-        eta_cap = math.floor(reach / 2.0 ** (cfg.beta_shift / 2))
-        if eta_cap >= 1 and draw(st.booleans()):
-            max_eta = eta_cap
-        else:
-            max_star = min(max_star, math.floor(reach))
-    spec = draw(S.specs(kind, fmts=st.just(fmt), max_star=max_star, max_eta=max_eta, datapath=st.just(dp)))
-    return spec, draw(st.integers(0, 2**16))
+def fidelity_specs(kind: str, within_budget: bool):
+    """(spec, seed) that ``fidelity.measure`` accepts, within the precision budget or anywhere."""
+    return st.tuples(budget_specs(kind, within_budget, half_ladder=True), st.integers(0, 2**16))
 
 
 def check_fidelity(case, with_exact_bound: bool = False):
@@ -479,6 +545,7 @@ def check_decoder(fmt: lnsim.LNSFormat, sigma: float, ks: np.ndarray):
     want = lnsim.grad_to_bits(exact.astype(np.float32)).astype(np.int64)
     flushed = pos == 0
     assert np.all(exact[flushed] < BF16_MIN_NORMAL * (1 + 2.0**-7)), exact[flushed].max()
+    assert np.all(flushed[exact < BF16_MIN_NORMAL * (1 - 2.0**-8)])  # no subnormal outputs
     diff = np.abs(pos.astype(np.int64) - want)[~flushed]
     assert diff.max(initial=0) <= 1, (ks[~flushed][np.argmax(diff)], diff.max())
 
