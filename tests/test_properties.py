@@ -5,13 +5,17 @@ every gradient format, beta_shift, state width, F and a), random codes, state wo
 patterns (NaN, +-Inf, zeros, subnormals, the largest finite value, anything):
 
 * the golden invariants of docs/datapath.md -- sign frozen, k in 0..KMAX, steps bounded and in the right
-  direction, saturation at both ends, a step that never shrinks as |g| grows, zero/NaN/Inf rules, state
-  words that stay valid -- for the vectorised kernel (``update_inplace``) and the per-element trace
+  direction, saturation at both ends, zero/NaN/Inf rules and counts, state words that stay valid, and a
+  step that never drops as |g| grows by more than one rung where the datapath's precision covers the step
+  (:func:`fidelity_budget`) -- for the vectorised kernel (``update_inplace``) and the per-element trace
   (``update_trace``), which must agree element for element;
-* the float-fidelity bound (``lnsim.fidelity.measure``): at most one rung off float64 Madam where the
-  datapath's precision covers the largest step (:func:`fidelity_budget`), and a strict xfail recording that
-  it does not hold for every valid spec;
+* the float-fidelity bound (``lnsim.fidelity.measure``): at most one rung off float64 Madam, and a share
+  of exact steps above :func:`exact_bound`, within the precision budget;
 * the weight decoder and the encode/decode round trip.
+
+Two limitations of the datapath are recorded as strict xfails with hypothesis's minimal counterexamples:
+the one-rung fidelity bound fails for large steps on coarse datapaths (FIDELITY_COUNTEREXAMPLE), and the
+step is not strictly monotone in |g| (MONOTONE_COUNTEREXAMPLES).
 
 Each property runs twice: a default run (derandomized, few examples, the datapaths of
 ``strategies.DEFAULT_DATAPATHS`` for the compiled kernel) and a ``slow`` broad run (many examples,
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, example, find, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import lnsim
@@ -40,7 +44,7 @@ _COMMON = dict(deadline=None, database=None, derandomize=True,
 #: Default run: reproducible and short.
 DEFAULT = settings(max_examples=100, **_COMMON)
 #: Broad run (``pytest -m slow``).
-BROAD = settings(max_examples=1000, **_COMMON)
+BROAD = settings(max_examples=2000, **_COMMON)
 
 #: (kernel datapaths, settings) per run; the broad run is marked slow.
 RUNS = [
@@ -471,16 +475,11 @@ def check_fidelity(case, with_exact_bound: bool = False):
         assert r["exact"] >= exact_bound(spec), (spec.to_dict(), fidelity_budget(spec), r)
 
 
-def fidelity_settings(run_settings):
-    """A third of the run's examples (each measures 60,000 updates), at least 20."""
-    return settings(run_settings, max_examples=max(20, run_settings.max_examples // 3))
-
-
 @pytest.mark.parametrize("run", RUNS)
 def test_fidelity_within_one_rung_where_the_precision_covers_the_step(run):
     kind, run_settings = run
     strategy = fidelity_specs(kind, within_budget=True)
-    run_property(lambda case: check_fidelity(case, True), strategy, fidelity_settings(run_settings))
+    run_property(lambda case: check_fidelity(case, True), strategy, run_settings)
 
 
 #: hypothesis's minimal counterexample within DEFAULT_DATAPATHS: 511-rung steps on an F=8, a=3 datapath
@@ -504,7 +503,7 @@ FIDELITY_COUNTEREXAMPLE = (
 def test_fidelity_within_one_rung_for_every_valid_spec(run):
     kind, run_settings = run
     strategy = fidelity_specs(kind, within_budget=False)
-    run_property(check_fidelity, strategy, fidelity_settings(run_settings), examples=[FIDELITY_COUNTEREXAMPLE])
+    run_property(check_fidelity, strategy, run_settings, examples=[FIDELITY_COUNTEREXAMPLE])
 
 
 def test_fidelity_counterexample_is_beyond_the_budget():
