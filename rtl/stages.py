@@ -2,7 +2,9 @@
 
 Each stage is a small :class:`wiring.Component` whose port names are the variable names of
 docs/datapath.md and of :func:`lnsim.golden.update_trace`, so each can be checked alone against the golden
-model's intermediate values. :class:`~lnsim_rtl.UpdateUnit` chains them with pipeline registers.
+model's intermediate values. Stages 2-4 are each a chain of smaller parts (:func:`ema_parts`,
+:func:`log_ratio_parts`, :func:`rung_step_parts`): the stage component chains them combinationally (the
+reference), :class:`~lnsim_rtl.UpdateUnit` with a pipeline register after each.
 
 Widths follow the "Bit widths" table of docs/datapath.md; a value that can be negative is signed. One is
 wider than that table, so that no port value can overflow: ``Y`` is signed F + 9 (the table's F + 8 holds
@@ -27,7 +29,7 @@ from ._util import check_table, clamp, pipeline
 
 __all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
            "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaHalve", "EmaSum", "EmaNorm", "ema_parts",
-           "LogRatio", "LogRatioExp", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
+           "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
            "RungStep", "RungStepScalars", "RungStepSum", "RungStepLookup", "RungStepShift", "RungStepRound", "rung_step_parts",
            "SaturatingAdd", "Widths"]
 
@@ -70,14 +72,19 @@ def _interp_params(table, *, index_bits: int, frac_bits: int, wrap: bool):
     T = check_table("table", table, 2**index_bits + 1, max(int(v) for v in table).bit_length())
     if wrap and frac_bits == 0:
         raise ValueError("frac_bits must be at least 1 with wrap, not 0")
-    diffs = [T[j + 1] - T[j] for j in range(len(T) - 1)]
-    # With wrap, index -1 reads the pair (T[2**a], T[0]): its difference is one more value of d.
-    lo, hi = min(diffs + [T[0] - T[-1]] * wrap), max(diffs)
+    n = len(T)
+    # ROM contents by index bits: i in 0 .. 2**a - 1, and with wrap the negative i (the two's complement
+    # patterns 2**a .. 2**(a+1) - 1) read the pair (T[i + n], T[i + n + 1 (mod n)]), as NumPy indexing does.
+    pairs = [(T[j], T[j + 1]) for j in range(n - 1)]
+    if wrap:
+        pairs += [(T[i + n], T[(i + n + 1) % n]) for i in range(-(n - 1), 0)]
+    t0s, diffs = [t for t, _ in pairs], [t1 - t for t, t1 in pairs]
+    lo, hi = min(diffs), max(diffs)
     dw = max(lo.bit_length(), hi.bit_length())
     d_shape = signed(dw + 1) if lo < 0 else unsigned(max(dw, 1))
     l_bits = max(frac_bits, 1)
     return SimpleNamespace(
-        table=T, diffs=diffs, y_bits=max(max(T), 1).bit_length(), d_shape=d_shape, l_bits=l_bits,
+        table=T, t0s=t0s, diffs=diffs, y_bits=max(max(T), 1).bit_length(), d_shape=d_shape, l_bits=l_bits,
         p_shape=(Signal(d_shape) * Signal(l_bits)).shape(),
         f_shape=signed(index_bits + frac_bits + 1) if wrap else unsigned(index_bits + frac_bits))
 
@@ -130,8 +137,10 @@ class InterpolatorLookup(wiring.Component):
 
     ``T[i]`` and the difference come from two ROMs of ``2**a`` entries (:class:`amaranth.lib.memory.Memory`,
     asynchronous read ports; the second holds the neighbours' differences, so no subtractor follows the
-    reads). With ``wrap``, a negative index reads ``T[i + 2**a + 1]``; ``i = -1`` gives the wrapped pair's
-    constants ``t0 = T[2**a]``, ``d = T[0] - T[2**a]`` (so ``d`` is signed).
+    reads). With ``wrap``, the ROMs have ``2**(a+1)`` entries addressed by the bits of the signed index, the
+    upper half holding the wrapped pairs ``T[i + 2**a + 1]``, ``T[i + 2**a + 2 (mod 2**a + 1)]`` of the
+    negative ``i`` (so ``d`` is signed: ``i = -1`` reads ``T[2**a]`` and ``T[0] - T[2**a]``); no adder or
+    multiplexer then sits between the index and the reads.
 
     Parameters and input ``f`` as :class:`Interpolator`. Outputs: ``t0``, ``d`` (unsigned for a monotone
     table without wrap, signed otherwise), ``l`` (``max(sh, 1)`` bits; 0 when ``sh == 0``).
@@ -141,34 +150,38 @@ class InterpolatorLookup(wiring.Component):
 
     def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False):
         p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
-        self._a, self._sh, self._wrap, self._table = index_bits, frac_bits, wrap, p.table
-        self._y_bits, self._diffs, self._d_shape = p.y_bits, p.diffs, p.d_shape
+        self._a, self._sh, self._wrap = index_bits, frac_bits, wrap
+        self._y_bits, self._t0s, self._diffs, self._d_shape = p.y_bits, p.t0s, p.diffs, p.d_shape
         super().__init__({"f": In(p.f_shape), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits)})
 
     def elaborate(self, platform):
         m = Module()
-        T, a, sh = self._table, self._a, self._sh
+        a, sh = self._a, self._sh
 
-        # Split the input into the table index and the fraction between two entries.
-        i = Signal(signed(a + 1) if self._wrap else unsigned(a))
+        # Split the input into the table index (its bits address the ROMs) and the fraction.
+        i = Signal(a + 1 if self._wrap else a)
         m.d.comb += i.eq(self.f >> sh)
         if sh:
             m.d.comb += self.l.eq(self.f[:sh])
 
-        # Read T[i] and T[i+1] - T[i]; a negative index (wrap) reads T[i + 2**a + 1].
-        j0 = Signal(a)
-        m.d.comb += j0.eq(Mux(i < 0, i + 2**a + 1, i) if self._wrap else i)
         # In logic, not block RAM: a pipeline register after the reads would otherwise become the block RAM's
         # read register, whose slow clock-to-output (about 5.6 ns on ECP5) then precedes the multiplier.
         attrs = {"ram_style": "logic", "rom_style": "logic"}
-        m.submodules.rom = rom = memory.Memory(shape=unsigned(self._y_bits), depth=2**a, init=T[:2**a], attrs=attrs)
-        m.submodules.drom = drom = memory.Memory(shape=self._d_shape, depth=2**a, init=self._diffs, attrs=attrs)
-        rd_t, rd_d = rom.read_port(domain="comb"), drom.read_port(domain="comb")
-        m.d.comb += [rd_t.addr.eq(j0), rd_d.addr.eq(j0), self.t0.eq(rd_t.data), self.d.eq(rd_d.data)]
-        if self._wrap:
-            # i = -1 (j0 wrapped to 0 above): the pair (T[2**a], T[0]).
-            with m.If(i == -1):
-                m.d.comb += [self.t0.eq(T[-1]), self.d.eq(T[0] - T[-1])]
+        reads = []
+        # One ROM pair per 2**a entries (the wrapped half beside the other, then a multiplexer by the sign):
+        # shallower logic than one ROM of twice the depth.
+        for h in range(len(self._t0s) >> a):
+            part = slice(h << a, (h + 1) << a)
+            rom = memory.Memory(shape=unsigned(self._y_bits), depth=2**a, init=self._t0s[part], attrs=attrs)
+            drom = memory.Memory(shape=self._d_shape, depth=2**a, init=self._diffs[part], attrs=attrs)
+            m.submodules[f"rom{h}"], m.submodules[f"drom{h}"] = rom, drom
+            rd_t, rd_d = rom.read_port(domain="comb"), drom.read_port(domain="comb")
+            m.d.comb += [rd_t.addr.eq(i[:a]), rd_d.addr.eq(i[:a])]
+            reads.append((rd_t.data, rd_d.data))
+        if len(reads) == 1:
+            m.d.comb += [self.t0.eq(reads[0][0]), self.d.eq(reads[0][1])]
+        else:
+            m.d.comb += [self.t0.eq(Mux(i[a], reads[1][0], reads[0][0])), self.d.eq(Mux(i[a], reads[1][1], reads[0][1]))]
         return m
 
 
@@ -394,47 +407,67 @@ class EmaHalve(wiring.Component):
 
 
 class EmaSum(wiring.Component):
-    """Stage 2, part e: ``Sm0 = Av + At`` (WM + 1). Combinational (latency 0)."""
+    """Stage 2, part e: ``Sm0 = Av + At`` (WM + 1), and the renormalisation's three exponents beside it:
+    ``Em0 + 1``, ``Em0`` and ``Em0 - 1`` (``Em_up``, ``Em0``, ``Em_dn``), each with its saturation flag
+    (``> EMAX``: ``sat_up``, ``sat_0``, ``sat_dn``), and ``nz = Em0 != 0``. Combinational (latency 0)."""
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        super().__init__({"Av": In(w.WM), "At": In(w.WM + 1), "Sm0": Out(w.WM + 1)})
+        em = max(w.WE, _et_bits(w)) + 1
+        super().__init__({"Av": In(w.WM), "At": In(w.WM + 1), "Em0": In(em - 1),
+                          "Sm0": Out(w.WM + 1), "Em_up": Out(em), "Em_dn": Out(em), "nz": Out(1),
+                          "sat_up": Out(1), "sat_0": Out(1), "sat_dn": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.Sm0.eq(self.Av + self.At)
+        EMAX, Em0 = self._w.EMAX, self.Em0
+        m.d.comb += [
+            self.Sm0.eq(self.Av + self.At),
+            self.Em_up.eq(Em0 + 1), self.Em_dn.eq(Em0 - 1), self.nz.eq(Em0 != 0),
+            self.sat_up.eq(Em0 + 1 > EMAX),
+        ]
+        # Compared only where Em0's width can exceed EMAX (a constant comparison is a lint warning);
+        # Em_dn is used only when Em0 != 0, so it does not wrap.
+        top = 2 ** len(Em0) - 1
+        if top > EMAX:
+            m.d.comb += self.sat_0.eq(Em0 > EMAX)
+        if top - 1 > EMAX:
+            m.d.comb += self.sat_dn.eq(Em0 - 1 > EMAX)
         return m
 
 
 class EmaNorm(wiring.Component):
-    """Stage 2, part f: renormalise ``Sm0`` by one place either way and saturate.
+    """Stage 2, part f: renormalise ``Sm0`` by one place either way and saturate (``EMAX``, all-ones
+    mantissa; unreachable for a valid state: WE is sized for it), choosing among :class:`EmaSum`'s exponents.
 
-    Inputs ``Sm0``, ``Em0``; outputs as :class:`Ema`. Combinational (latency 0).
+    Inputs ``Sm0``, ``Em0`` and the exponents and flags of :class:`EmaSum`; outputs as :class:`Ema`.
+    Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
+        em = max(w.WE, _et_bits(w)) + 1
         super().__init__({
-            "Sm0": In(w.WM + 1), "Em0": In(max(w.WE, _et_bits(w))),
+            "Sm0": In(w.WM + 1), "Em0": In(em - 1), "Em_up": In(em), "Em_dn": In(em), "nz": In(1),
+            "sat_up": In(1), "sat_0": In(1), "sat_dn": In(1),
             "Em": Out(w.WE), "Sm": Out(w.WM), "st_new": Out(w.state_bits),
         })
 
     def elaborate(self, platform):
         m = Module()
         w = self._w
-        WM, Em0, Sm0 = w.WM, self.Em0, self.Sm0
+        WM, Sm0 = w.WM, self.Sm0
 
         over = Sm0[WM]
-        under = ~Sm0[WM] & ~Sm0[WM - 1] & (Em0 != 0)
+        under = ~Sm0[WM] & ~Sm0[WM - 1] & self.nz
         Sm1 = Signal(WM)
-        Em1 = Signal(len(Em0) + 1)
+        Em1 = Signal(len(self.Em_up))
+        sat = Signal()
         m.d.comb += [
             Sm1.eq(Mux(over, Sm0 >> 1, Mux(under, Sm0 << 1, Sm0))),
-            Em1.eq(Em0 + over - under),
+            Em1.eq(Mux(over, self.Em_up, Mux(under, self.Em_dn, self.Em0))),
+            sat.eq(Mux(over, self.sat_up, Mux(under, self.sat_dn, self.sat_0))),
         ]
-
-        # Saturate (unreachable for a valid state: WE is sized for it).
-        sat = Em1 > w.EMAX
         m.d.comb += [
             self.Em.eq(Mux(sat, w.EMAX, Em1)),
             self.Sm.eq(Mux(sat, 2**WM - 1, Sm1)),
@@ -497,7 +530,8 @@ def _reference(comp: wiring.Component, parts: list) -> Module:
 class LogRatioLookup(wiring.Component):
     """Stage 3, part a: the exponent difference ``I`` and the two log tables' reads.
 
-    Inputs as :class:`LogRatio`, with ``eg`` (:class:`LogRatioExp`) for ``en``; outputs ``I`` (signed 8, clamped to -64..64) and the
+    Inputs as :class:`LogRatio`, with ``eg``, ``eg_lo``, ``eg_hi`` (:class:`LogRatioExp`) for ``en`` and ``fv``
+    (:class:`LogRatioIndex`) for ``Sm`` and ``zero``; outputs ``I`` (signed 8, clamped to -64..64) and the
     :class:`InterpolatorLookup` outputs of the gradient's log unit (``g_t0``, ``g_d``, ``g_l``) and of the
     state's (``v_t0``, ``v_d``, ``v_l``). Combinational (latency 0).
     """
@@ -512,7 +546,8 @@ class LogRatioLookup(wiring.Component):
         self.v = dict(table=table, index_bits=w.a, frac_bits=sh, wrap=True)
         pg, pv = _interp_params(**self.g, wrap=False), _interp_params(**self.v)
         super().__init__({
-            "S16": In(16), "eg": In(_eg_shape(w)), "Em": In(w.WE), "Sm": In(w.WM), "zero": In(1),
+            "S16": In(16), "eg": In(_eg_shape(w)), "eg_lo": In(signed(_eg_shape(w).width + 1)),
+            "eg_hi": In(signed(_eg_shape(w).width + 1)), "Em": In(w.WE), "fv": In(signed(w.WM + 1)),
             "I": Out(signed(8)),
             "g_t0": Out(pg.y_bits), "g_d": Out(pg.d_shape), "g_l": Out(pg.l_bits),
             "v_t0": Out(pv.y_bits), "v_d": Out(pv.d_shape), "v_l": Out(pv.l_bits),
@@ -527,11 +562,8 @@ class LogRatioLookup(wiring.Component):
         m.submodules.log_g = log_g = InterpolatorLookup(**self.g)
         m.d.comb += log_g.f.eq(Cat(Const(0, 1), self.S16[:15]))
 
-        # Read the log of the state's significand: fv = Sm - 2**(WM-1), as 16 fraction bits (negative only
-        # for a state word breaking the invariant; zero for a zero gradient).
-        fv = Signal(signed(WM + 1))
-        with m.If(~self.zero):
-            m.d.comb += fv.eq(self.Sm - 2 ** (WM - 1))
+        # Read the log of the state's significand, fv (LogRatioIndex) as 16 fraction bits.
+        fv = self.fv
         m.submodules.log_v = log_v = InterpolatorLookup(**self.v)
         m.d.comb += log_v.f.eq(fv >> (WM - 17) if WM >= 17 else fv << (17 - WM))
         for name in ("t0", "d", "l"):
@@ -539,7 +571,7 @@ class LogRatioLookup(wiring.Component):
                          getattr(self, f"g_{name}").eq(getattr(log_g, name))]
 
         # The exponent difference, clamped to -64..64, as the integer part.
-        m.d.comb += self.I.eq(clamp(self.eg - self.Em, -64, 64))
+        m.d.comb += self.I.eq(Mux(self.eg_lo < self.Em, -64, Mux(self.eg_hi > self.Em, 64, self.eg - self.Em)))
         return m
 
 
@@ -548,17 +580,40 @@ def _eg_shape(w: Widths):
 
 
 class LogRatioExp(wiring.Component):
-    """Stage 3, the gradient's part: ``eg = 2 * en + 2 * MB - 1 + s``, so that the exponent difference
-    ``I = clamp(eg - Em, -64, 64)`` is one subtraction once ``Em`` is known. Combinational (latency 0)."""
+    """Stage 3, the gradient's part: ``eg = 2 * en + 2 * MB - 1 + s`` and the clamp's bounds ``eg_lo = eg + 64``,
+    ``eg_hi = eg - 64``, so that the exponent difference ``I = clamp(eg - Em, -64, 64)`` is one subtraction
+    and two comparisons side by side once ``Em`` is known. Combinational (latency 0)."""
 
     def __init__(self, spec: Spec):
         self._w = w = Widths(spec)
-        super().__init__({"en": In(w.en), "eg": Out(_eg_shape(w))})
+        shape = _eg_shape(w)
+        super().__init__({"en": In(w.en), "eg": Out(shape), "eg_lo": Out(signed(shape.width + 1)),
+                          "eg_hi": Out(signed(shape.width + 1))})
 
     def elaborate(self, platform):
         m = Module()
         w = self._w
-        m.d.comb += self.eg.eq(2 * self.en + (2 * w.MB - 1 + w.s))
+        m.d.comb += [self.eg.eq(2 * self.en + (2 * w.MB - 1 + w.s)), self.eg_lo.eq(self.eg + 64),
+                     self.eg_hi.eq(self.eg - 64)]
+        return m
+
+
+class LogRatioIndex(wiring.Component):
+    """Stage 3, the state's part: ``fv = Sm - 2**(WM-1)`` (signed WM + 1), the log unit's input (negative only
+    for a state word breaking the invariant; 0 for a zero gradient, whose state log the golden model takes
+    as 0). Its own part so that a pipeline can register it before the table reads. Combinational
+    (latency 0)."""
+
+    def __init__(self, spec: Spec):
+        self._w = w = Widths(spec)
+        super().__init__({"Sm": In(w.WM), "zero": In(1), "fv": Out(signed(w.WM + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        WM = self._w.WM
+        with m.If(~self.zero):
+            # Sm - 2**(WM-1) is Sm with its top bit inverted, read as a WM-bit signed number: no adder.
+            m.d.comb += self.fv.eq(Cat(self.Sm[:WM - 1], ~self.Sm[WM - 1]).as_signed())
         return m
 
 
@@ -578,12 +633,13 @@ class LogRatioSum(wiring.Component):
 
 def log_ratio_parts(spec: Spec, *, log_table=None) -> list:
     """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: ``eg`` (needs only ``en``, so a pipeline may
-    take it earlier) | ``I`` and table reads | both multiplies | both interpolation sums (``Lg``, ``Lv``) |
-    ``X``."""
+    take it earlier) | ``fv`` | ``I`` and table reads | both multiplies | both interpolation sums (``Lg``,
+    ``Lv``) | ``X``."""
     lookup = LogRatioLookup(spec, log_table=log_table)
     g, v = lookup.g, lookup.v
     return [
         {"log_ratio_exp": LogRatioExp(spec)},
+        {"log_ratio_index": LogRatioIndex(spec)},
         {"log_ratio_lookup": lookup},
         {"log_g_product": InterpolatorProduct(**g, prefix="g_"), "log_v_product": InterpolatorProduct(**v, prefix="v_")},
         {"log_g_add": InterpolatorAdd(**g, prefix="g_", out="Lg"), "log_v_add": InterpolatorAdd(**v, prefix="v_", out="Lv")},
@@ -739,10 +795,14 @@ class RungStepRound(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n0 = Signal(len(self.z2))
-        m.d.comb += n0.eq((self.z2 + 1) >> 1)
+        SSTAR = self._w.SSTAR
+        # (z2 + 1) >> 1 > SSTAR iff z2 > 2 * SSTAR: only the k low bits need the adder, the rest an OR.
+        k = (2 * SSTAR + 1).bit_length()
+        low = self.z2[:k]
+        sat = Signal()
+        m.d.comb += sat.eq((self.z2[k:].any() if len(self.z2) > k else 0) | (low > 2 * SSTAR))
         with m.If(~self.zero):
-            m.d.comb += self.n.eq(Mux(n0 > self._w.SSTAR, self._w.SSTAR, n0))
+            m.d.comb += self.n.eq(Mux(sat, SSTAR, (low + 1) >> 1))
         return m
 
 

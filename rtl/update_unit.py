@@ -129,11 +129,12 @@ def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
     ema[-1]["keep_st"] = keep_st
     log = log_ratio_parts(spec, log_table=log_table)
     ema[0].update(log[0])  # eg: needs only en
+    ema[-1].update(log[1])  # fv: right after Sm, so the log tables are read straight from a register
     rung = rung_step_parts(spec, antilog_table=antilog_table)
     return [
         {"unpack": Unpack(spec), **rung[0]},  # rung[0]: the step's scalars, log_r
         *ema,
-        *log[1:],
+        *log[2:],
         *rung[1:],
         {"saturating_add": SaturatingAdd(spec), "keep_k": keep_k},
     ]
