@@ -274,6 +274,7 @@ def check_ranges(case: StepCase, engine: str):
     assert np.array_equal(case.sign, sign0)
     assert int(k.max()) <= case.spec.fmt.code_max
     assert S.valid_state_mask(case.spec, state).all(), [hex(w) for w in state[~S.valid_state_mask(case.spec, state)]]
+    lnsim.GoldenMadam(case.sign, k, case.spec, 1.0, state=state)  # its constructor checks the same rule
     moved = k.astype(np.int64) - case.k.astype(np.int64)
     assert np.all(moved * direction(case) >= 0)
     assert np.all(np.abs(moved) <= case.spec.eta_star_rungs)
