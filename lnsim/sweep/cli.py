@@ -115,7 +115,8 @@ def run_sweep(args, *, on_record=None) -> int:
 
     from lnsim.sweep import outputs, plots
     from lnsim.sweep.runner import check_backend, run_tasks
-    from lnsim.sweep.store import PointStore, atomic_write
+    from lnsim.files import atomic_write
+    from lnsim.sweep.store import PointStore
     from lnsim.sweep.tasks import REFERENCE_SERIES, plan_fidelity, plan_training
 
     o = _options(args)

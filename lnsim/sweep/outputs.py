@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from lnsim.sweep.store import atomic_write
+from lnsim.files import atomic_write
 from lnsim.sweep.tasks import REFERENCE_SERIES
 from lnsim.train.report import mean_std
 

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from lnsim.sweep.store import atomic_write
+from lnsim.files import atomic_write
 from lnsim.sweep.tasks import REFERENCE_SERIES
 
 __all__ = ["write_training_plots", "write_fidelity_plot"]

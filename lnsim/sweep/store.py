@@ -8,25 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
-__all__ = ["atomic_write", "PointStore"]
+from lnsim.files import atomic_write
 
-
-def atomic_write(path: str, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same directory, fsync, then ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+__all__ = ["PointStore"]
 
 
 class PointStore:

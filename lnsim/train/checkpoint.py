@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from lnsim.codecs import pack, unpack
+from lnsim.files import atomic_write, read_npz
 from lnsim.golden import GoldenMadam
 from lnsim.spec import Spec
-from lnsim.train.npzfile import read_npz
 
 __all__ = ["save", "load", "checksum", "restore_lns", "restore_float", "FORMAT", "VERSION", "READABLE_VERSIONS"]
 
@@ -85,20 +83,7 @@ def save(path: str, config: dict, runs: list, spec: Spec | None = None) -> None:
                         scalars[name] = value
                 arrays[f"{p}/t{i}/scalars"] = _text(scalars)
     arrays["checksum"] = np.array(checksum(arrays))
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    except OSError as e:
-        raise ValueError(f"save must be a writable file path, not {path!r} ({e.strerror})") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays), option="save")
 
 
 def load(path: str) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lnsim.train.npzfile import read_npz
+from lnsim.files import read_npz
 
 __all__ = ["BUNDLED", "Split", "load_dataset", "load_arrays", "make_split"]
 
