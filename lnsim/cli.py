@@ -117,6 +117,15 @@ def _write_json(path: str, payload: dict) -> None:
         raise SpecError(f"json must be a writable file path, not {path!r} ({e.strerror})") from None
 
 
+def _precision_row(spec: Spec) -> str:
+    from lnsim.fidelity import ONE_RUNG_BUDGET, precision_budget
+
+    budget = precision_budget(spec)
+    verdict = ("within one rung of float Madam" if budget <= ONE_RUNG_BUDGET
+               else "over the one-rung budget: steps can be 2 or more rungs off float Madam; lower eta_star or raise F, a")
+    return f"estimated worst error {budget:.3g} rungs per step ({verdict})"
+
+
 def _cmd_info(args) -> int:
     spec = spec_from_args(args)
     s = spec.summary()
@@ -135,6 +144,7 @@ def _cmd_info(args) -> int:
         ("log domain", f"F = {s['log_frac_bits']} fraction bits, tables of 2**{s['table_index_bits']} + 1 entries"),
         ("update tables", f"log {tb['log']} + antilog {tb['antilog']} = {tb['update_total']} bits"),
         ("decoder tables", f"{tb['decoder']} bits"),
+        ("step precision", _precision_row(spec)),
     ]
     if getattr(args, "lanes", None) is not None:
         rows.append(("lanes", str(args.lanes)))
@@ -142,7 +152,9 @@ def _cmd_info(args) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if args.json:
-        _write_json(args.json, {"spec": s, "table_bits": tb})
+        from lnsim.fidelity import precision_budget
+
+        _write_json(args.json, {"spec": s, "table_bits": tb, "precision_budget": precision_budget(spec)})
     return 0
 
 

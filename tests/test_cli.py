@@ -61,3 +61,11 @@ def test_console_script_runs_without_traceback():
     r = subprocess.run([sys.executable, "-m", "lnsim.cli", "info", "--bits", "1"], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr == "lnsim: error: bits must be an integer in 2..24, not 1\n"
+
+
+def test_info_shows_the_precision_budget(capsys):
+    assert main(["info"]) == 0
+    assert "step precision   estimated worst error 0.0037 rungs per step (within one rung of float Madam)" in capsys.readouterr().out
+    argv = ["info", "--bits", "24", "--eta0", "0.000004", "--eta-rungs", "10000", "--eta-star-rungs", "320000"]
+    assert main(argv) == 0
+    assert "estimated worst error 14.8 rungs per step (over the one-rung budget" in capsys.readouterr().out

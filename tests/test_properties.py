@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 
 import lnsim
 from lnsim import tables
-from lnsim.fidelity import measure
+from lnsim.fidelity import ONE_RUNG_BUDGET, measure, precision_budget, ratio_precision
 from lnsim.golden import grad_dtype, update_inplace, update_trace
 
 import strategies as S
@@ -219,32 +219,11 @@ def test_spec_strategy_reaches_the_corners():
 # ---------------------------------------------------------------------------------- precision budget
 
 
-def ratio_precision(cfg: lnsim.MadamConfig) -> float:
-    """Relative error bound of the datapath's ratio ``r * |g| / sqrt(vhat)`` (an empirical model).
-
-    ``2**-2a / 4`` (chords of the interpolated log and antilog tables) ``+ 2 * 2**-F`` (log-domain
-    rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16 significant
-    bits).
-    """
-    rel = 2.0 ** (-2 * cfg.table_index_bits) / 4 + 2 * 2.0**-cfg.log_frac_bits + 2 * 2.0**-cfg.state_man_bits
-    return rel + (2.0**-16 if cfg.grad_format is lnsim.GradFormat.FLOAT32 else 0.0)
+fidelity_budget = precision_budget
+#: fidelity_budget below which the golden step is within one rung of float Madam.
+BUDGET = ONE_RUNG_BUDGET
 
 
-def largest_step(spec: lnsim.Spec) -> float:
-    """The largest unclamped rung step to expect: ``min(eta_star_rungs, eta_rungs * 2**(s/2))`` (a gradient
-    spike against a settled EMA gives a ratio up to 1/sqrt(1 - beta))."""
-    return min(spec.eta_star_rungs, spec.eta_rungs * 2.0 ** (spec.cfg.beta_shift / 2))
-
-
-def fidelity_budget(spec: lnsim.Spec) -> float:
-    """Expected worst error of a rung step, in rungs, from the datapath's precision: ``largest_step *
-    ratio_precision``. It must stay well below one rung for "at most one rung off" to hold."""
-    return largest_step(spec) * ratio_precision(spec.cfg)
-
-
-#: fidelity_budget below which the golden step is within one rung of float Madam (calibrated: no spec
-#: under it failed in a broad run; the first failures appeared at about 1.5).
-BUDGET = 0.5
 @st.composite
 def budget_specs(draw, kind: str, within_budget: bool, half_ladder: bool = False) -> lnsim.Spec:
     """A spec with a ``kind`` datapath; if ``within_budget``, eta_star or eta is capped so that
