@@ -27,7 +27,7 @@ from lnsim.spec import Spec
 
 from ._util import check_table, clamp, pipeline
 
-__all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
+__all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorSelect", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
            "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaHalve", "EmaSum", "EmaNorm", "ema_parts",
            "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
            "RungStep", "RungStepScalars", "RungStepSum", "RungStepLookup", "RungStepShift", "RungStepRound", "rung_step_parts",
@@ -67,6 +67,12 @@ class Widths:
 
 
 
+#: Address bits of one ROM bank: a table read is ``2**(index bits - ROM_BANK_BITS)`` banks read side by side
+#: (:class:`InterpolatorLookup`), then a select among them (:class:`InterpolatorSelect`), so that neither
+#: holds more than a few LUT levels.
+ROM_BANK_BITS = 6
+
+
 def _interp_params(table, *, index_bits: int, frac_bits: int, wrap: bool):
     """The checked table and the port shapes of an interpolator (:class:`InterpolatorLookup`)."""
     T = check_table("table", table, 2**index_bits + 1, max(int(v) for v in table).bit_length())
@@ -83,8 +89,10 @@ def _interp_params(table, *, index_bits: int, frac_bits: int, wrap: bool):
     dw = max(lo.bit_length(), hi.bit_length())
     d_shape = signed(dw + 1) if lo < 0 else unsigned(max(dw, 1))
     l_bits = max(frac_bits, 1)
+    bank_bits = max(index_bits + wrap - ROM_BANK_BITS, 0)
     return SimpleNamespace(
         table=T, t0s=t0s, diffs=diffs, y_bits=max(max(T), 1).bit_length(), d_shape=d_shape, l_bits=l_bits,
+        bank_bits=bank_bits, banks=1 << bank_bits,
         p_shape=(Signal(d_shape) * Signal(l_bits)).shape(),
         f_shape=signed(index_bits + frac_bits + 1) if wrap else unsigned(index_bits + frac_bits))
 
@@ -94,9 +102,10 @@ class Interpolator(wiring.Component):
 
     ``i = f >> sh`` and ``l = f & (2**sh - 1)``, with ``sh = frac_bits``: the log unit ``LOGU`` (``sh = 16 - a``)
     and the antilog of stage 4 (``sh = F + 1 - a``) of docs/datapath.md. The combinational reference of its
-    three parts, which a pipeline registers between: :class:`InterpolatorLookup` (the ROM reads ``T[i]`` and
-    ``T[i+1] - T[i]``), :class:`InterpolatorProduct` (``p = d * l``, as wide as the largest difference of
-    neighbouring entries) and :class:`InterpolatorAdd` (``y = t0 + (p >> sh)``).
+    four parts, which a pipeline registers between: :class:`InterpolatorLookup` (the ROM banks' reads of
+    ``T[i]`` and ``T[i+1] - T[i]``), :class:`InterpolatorSelect` (the bank), :class:`InterpolatorProduct`
+    (``p = d * l``, as wide as the largest difference of neighbouring entries) and :class:`InterpolatorAdd`
+    (``y = t0 + (p >> sh)``).
 
     With ``wrap``, ``f`` is signed and a negative index ``i`` (in ``-2**a .. -1``) reads the table modulo its
     length, ``T[i + 2**a + 1]`` and ``T[i + 1 (mod 2**a + 1)]``, as the golden model's NumPy-style indexing
@@ -128,60 +137,97 @@ class Interpolator(wiring.Component):
 
     def elaborate(self, platform):
         return _reference(self, [{"lookup": InterpolatorLookup(**self._params)},
+                                 {"select": InterpolatorSelect(**self._params)},
                                  {"product": InterpolatorProduct(**self._params)},
                                  {"add": InterpolatorAdd(**self._params)}])
 
 
+def _lookup_outputs(**params) -> dict:
+    """The output ports of an :class:`InterpolatorLookup` with ``params``, by name: their shapes."""
+    p = _interp_params(**{"wrap": False, **params})
+    ports = {"sel": unsigned(max(p.bank_bits, 1)), "l": unsigned(p.l_bits)}
+    for j in range(p.banks):
+        ports.update({f"t0_{j}": unsigned(p.y_bits), f"d_{j}": p.d_shape})
+    return ports
+
+
 class InterpolatorLookup(wiring.Component):
-    """The table reads of :class:`Interpolator`: ``t0 = T[i]``, ``d = T[i+1] - T[i]`` and ``l``.
+    """The table reads of :class:`Interpolator`: ``T[i]`` and ``T[i+1] - T[i]`` from every ROM bank, the bank
+    number and ``l``.
 
-    ``T[i]`` and the difference come from two ROMs of ``2**a`` entries (:class:`amaranth.lib.memory.Memory`,
-    asynchronous read ports; the second holds the neighbours' differences, so no subtractor follows the
-    reads). With ``wrap``, the ROMs have ``2**(a+1)`` entries addressed by the bits of the signed index, the
-    upper half holding the wrapped pairs ``T[i + 2**a + 1]``, ``T[i + 2**a + 2 (mod 2**a + 1)]`` of the
-    negative ``i`` (so ``d`` is signed: ``i = -1`` reads ``T[2**a]`` and ``T[0] - T[2**a]``); no adder or
-    multiplexer then sits between the index and the reads.
+    The table is split into banks of ``2**ROM_BANK_BITS`` entries addressed by the low index bits
+    (:class:`amaranth.lib.memory.Memory`, asynchronous read ports, two per bank: the entries and the
+    neighbours' differences, so no subtractor follows the reads); :class:`InterpolatorSelect` picks the
+    bank ``sel`` (the high index bits). With ``wrap``, the signed index's bits address ``2**(a+1)`` entries,
+    the upper half holding the wrapped pairs ``T[i + 2**a + 1]``, ``T[i + 2**a + 2 (mod 2**a + 1)]`` of the
+    negative ``i`` (so ``d`` is signed: ``i = -1`` reads ``T[2**a]`` and ``T[0] - T[2**a]``); no adder sits
+    between the index and the reads.
 
-    Parameters and input ``f`` as :class:`Interpolator`. Outputs: ``t0``, ``d`` (unsigned for a monotone
-    table without wrap, signed otherwise), ``l`` (``max(sh, 1)`` bits; 0 when ``sh == 0``).
+    Parameters and input ``f`` as :class:`Interpolator`. Outputs: ``t0_{j}``, ``d_{j}`` per bank ``j``
+    (``d`` unsigned for a monotone table without wrap, signed otherwise), ``sel`` and ``l`` (``max(sh, 1)``
+    bits; 0 when ``sh == 0``).
 
     Combinational (latency 0).
     """
 
     def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False):
         p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
-        self._a, self._sh, self._wrap = index_bits, frac_bits, wrap
-        self._y_bits, self._t0s, self._diffs, self._d_shape = p.y_bits, p.t0s, p.diffs, p.d_shape
-        super().__init__({"f": In(p.f_shape), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits)})
+        self._a, self._sh, self._wrap, self._p = index_bits, frac_bits, wrap, p
+        outs = _lookup_outputs(table=table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
+        super().__init__({"f": In(p.f_shape), **{name: Out(shape) for name, shape in outs.items()}})
 
     def elaborate(self, platform):
         m = Module()
-        a, sh = self._a, self._sh
+        a, sh, p = self._a, self._sh, self._p
+        rows = a + self._wrap
+        low = rows - p.bank_bits
 
         # Split the input into the table index (its bits address the ROMs) and the fraction.
-        i = Signal(a + 1 if self._wrap else a)
+        i = Signal(rows)
         m.d.comb += i.eq(self.f >> sh)
         if sh:
             m.d.comb += self.l.eq(self.f[:sh])
+        if p.bank_bits:
+            m.d.comb += self.sel.eq(i[low:])
 
         # In logic, not block RAM: a pipeline register after the reads would otherwise become the block RAM's
         # read register, whose slow clock-to-output (about 5.6 ns on ECP5) then precedes the multiplier.
         attrs = {"ram_style": "logic", "rom_style": "logic"}
-        reads = []
-        # One ROM pair per 2**a entries (the wrapped half beside the other, then a multiplexer by the sign):
-        # shallower logic than one ROM of twice the depth.
-        for h in range(len(self._t0s) >> a):
-            part = slice(h << a, (h + 1) << a)
-            rom = memory.Memory(shape=unsigned(self._y_bits), depth=2**a, init=self._t0s[part], attrs=attrs)
-            drom = memory.Memory(shape=self._d_shape, depth=2**a, init=self._diffs[part], attrs=attrs)
-            m.submodules[f"rom{h}"], m.submodules[f"drom{h}"] = rom, drom
+        for j in range(p.banks):
+            bank = slice(j << low, (j + 1) << low)
+            rom = memory.Memory(shape=unsigned(p.y_bits), depth=2**low, init=p.t0s[bank], attrs=attrs)
+            drom = memory.Memory(shape=p.d_shape, depth=2**low, init=p.diffs[bank], attrs=attrs)
+            m.submodules[f"rom{j}"], m.submodules[f"drom{j}"] = rom, drom
             rd_t, rd_d = rom.read_port(domain="comb"), drom.read_port(domain="comb")
-            m.d.comb += [rd_t.addr.eq(i[:a]), rd_d.addr.eq(i[:a])]
-            reads.append((rd_t.data, rd_d.data))
-        if len(reads) == 1:
-            m.d.comb += [self.t0.eq(reads[0][0]), self.d.eq(reads[0][1])]
-        else:
-            m.d.comb += [self.t0.eq(Mux(i[a], reads[1][0], reads[0][0])), self.d.eq(Mux(i[a], reads[1][1], reads[0][1]))]
+            m.d.comb += [rd_t.addr.eq(i[:low]), rd_d.addr.eq(i[:low]),
+                         getattr(self, f"t0_{j}").eq(rd_t.data), getattr(self, f"d_{j}").eq(rd_d.data)]
+        return m
+
+
+class InterpolatorSelect(wiring.Component):
+    """The bank select of :class:`Interpolator`: ``t0 = t0_{sel}``, ``d = d_{sel}``.
+
+    Same parameters as the :class:`InterpolatorLookup` whose outputs it takes; ``prefix`` is put before every
+    port name. Combinational (latency 0).
+    """
+
+    def __init__(self, table, *, index_bits: int, frac_bits: int, wrap: bool = False, prefix: str = ""):
+        p = _interp_params(table, index_bits=index_bits, frac_bits=frac_bits, wrap=wrap)
+        self._prefix, self._banks = prefix, p.banks
+        ports = {f"{prefix}sel": In(max(p.bank_bits, 1)), f"{prefix}t0": Out(p.y_bits), f"{prefix}d": Out(p.d_shape)}
+        for j in range(p.banks):
+            ports.update({f"{prefix}t0_{j}": In(p.y_bits), f"{prefix}d_{j}": In(p.d_shape)})
+        super().__init__(ports)
+
+    def elaborate(self, platform):
+        m = Module()
+        x = self._prefix
+        port = lambda name: getattr(self, f"{x}{name}")  # noqa: E731
+        # The last bank as the default: every sel value is covered (a lint rule), with one bank no case at all.
+        with m.Switch(port("sel")):
+            for j in range(self._banks):
+                with m.Case(j) if j < self._banks - 1 else m.Default():
+                    m.d.comb += [port("t0").eq(port(f"t0_{j}")), port("d").eq(port(f"d_{j}"))]
         return m
 
 
@@ -532,8 +578,8 @@ class LogRatioLookup(wiring.Component):
 
     Inputs as :class:`LogRatio`, with ``eg``, ``eg_lo``, ``eg_hi`` (:class:`LogRatioExp`) for ``en`` and ``fv``
     (:class:`LogRatioIndex`) for ``Sm`` and ``zero``; outputs ``I`` (signed 8, clamped to -64..64) and the
-    :class:`InterpolatorLookup` outputs of the gradient's log unit (``g_t0``, ``g_d``, ``g_l``) and of the
-    state's (``v_t0``, ``v_d``, ``v_l``). Combinational (latency 0).
+    :class:`InterpolatorLookup` outputs of the gradient's log unit (prefixed ``g_``: ``g_t0_0``, ``g_d_0``, ...,
+    ``g_sel``, ``g_l``) and of the state's (prefixed ``v_``). Combinational (latency 0).
     """
 
     def __init__(self, spec: Spec, *, log_table=None):
@@ -544,14 +590,14 @@ class LogRatioLookup(wiring.Component):
         #: The parameters of the gradient's and the state's interpolators.
         self.g = dict(table=table, index_bits=w.a, frac_bits=sh)
         self.v = dict(table=table, index_bits=w.a, frac_bits=sh, wrap=True)
-        pg, pv = _interp_params(**self.g, wrap=False), _interp_params(**self.v)
-        super().__init__({
+        ports = {
             "S16": In(16), "eg": In(_eg_shape(w)), "eg_lo": In(signed(_eg_shape(w).width + 1)),
             "eg_hi": In(signed(_eg_shape(w).width + 1)), "Em": In(w.WE), "fv": In(signed(w.WM + 1)),
             "I": Out(signed(8)),
-            "g_t0": Out(pg.y_bits), "g_d": Out(pg.d_shape), "g_l": Out(pg.l_bits),
-            "v_t0": Out(pv.y_bits), "v_d": Out(pv.d_shape), "v_l": Out(pv.l_bits),
-        })
+        }
+        for x, params in (("g_", self.g), ("v_", self.v)):
+            ports.update({x + name: Out(shape) for name, shape in _lookup_outputs(**params).items()})
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -566,9 +612,8 @@ class LogRatioLookup(wiring.Component):
         fv = self.fv
         m.submodules.log_v = log_v = InterpolatorLookup(**self.v)
         m.d.comb += log_v.f.eq(fv >> (WM - 17) if WM >= 17 else fv << (17 - WM))
-        for name in ("t0", "d", "l"):
-            m.d.comb += [getattr(self, f"v_{name}").eq(getattr(log_v, name)),
-                         getattr(self, f"g_{name}").eq(getattr(log_g, name))]
+        for x, lookup, params in (("g_", log_g, self.g), ("v_", log_v, self.v)):
+            m.d.comb += [getattr(self, x + name).eq(getattr(lookup, name)) for name in _lookup_outputs(**params)]
 
         # The exponent difference, clamped to -64..64, as the integer part.
         m.d.comb += self.I.eq(Mux(self.eg_lo < self.Em, -64, Mux(self.eg_hi > self.Em, 64, self.eg - self.Em)))
@@ -633,14 +678,15 @@ class LogRatioSum(wiring.Component):
 
 def log_ratio_parts(spec: Spec, *, log_table=None) -> list:
     """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: ``eg`` (needs only ``en``, so a pipeline may
-    take it earlier) | ``fv`` | ``I`` and table reads | both multiplies | both interpolation sums (``Lg``,
-    ``Lv``) | ``X``."""
+    take it earlier) | ``fv`` | ``I`` and table reads | both bank selects | both multiplies | both
+    interpolation sums (``Lg``, ``Lv``) | ``X``."""
     lookup = LogRatioLookup(spec, log_table=log_table)
     g, v = lookup.g, lookup.v
     return [
         {"log_ratio_exp": LogRatioExp(spec)},
         {"log_ratio_index": LogRatioIndex(spec)},
         {"log_ratio_lookup": lookup},
+        {"log_g_select": InterpolatorSelect(**g, prefix="g_"), "log_v_select": InterpolatorSelect(**v, prefix="v_")},
         {"log_g_product": InterpolatorProduct(**g, prefix="g_"), "log_v_product": InterpolatorProduct(**v, prefix="v_")},
         {"log_g_add": InterpolatorAdd(**g, prefix="g_", out="Lg"), "log_v_add": InterpolatorAdd(**v, prefix="v_", out="Lv")},
         {"log_ratio_sum": LogRatioSum(spec)},
@@ -720,17 +766,17 @@ class RungStepSum(wiring.Component):
 class RungStepLookup(wiring.Component):
     """Stage 4, part b: the split of ``Y`` and the antilog table reads.
 
-    ``ph = Y & (2**(F+1) - 1)``
-    goes to an :class:`InterpolatorLookup` over ``tables.antilog_table(spec)`` (outputs ``t0 = ALOG[i]``,
-    ``d = ALOG[i+1] - ALOG[i]``, ``l``), and ``shift = 23 - clamp(q, -2, 23)`` with ``q = Y >> (F + 1)``
+    ``ph = Y & (2**(F+1) - 1)`` goes to an :class:`InterpolatorLookup` over ``tables.antilog_table(spec)``
+    (outputs the banks' ``t0_{j}``, ``d_{j}``, ``sel``, ``l``: ``t0 = ALOG[i]``, ``d = ALOG[i+1] - ALOG[i]``
+    after :class:`InterpolatorSelect`), and ``shift = 23 - clamp(q, -2, 23)`` with ``q = Y >> (F + 1)``
     (docs/datapath.md, "Stage 4").
 
     Ports
     -----
     Y : In(signed(F + 9))
         From :class:`RungStepSum`.
-    t0, d, l : Out
-        The interpolation pair and fraction.
+    t0_{j}, d_{j}, sel, l : Out
+        The interpolation pairs of the ROM banks, the bank and the fraction.
     shift : Out(range(26))
         ``23 - qc``.
 
@@ -744,11 +790,9 @@ class RungStepLookup(wiring.Component):
                             len(default), w.antilog_entry)
         #: The parameters of the antilog interpolator.
         self.alog = dict(table=table, index_bits=w.a, frac_bits=w.F + 1 - w.a)
-        p = _interp_params(**self.alog, wrap=False)
-        super().__init__({
-            "Y": In(w.Y), "t0": Out(p.y_bits), "d": Out(p.d_shape), "l": Out(p.l_bits),
-            "shift": Out(range(26)),
-        })
+        ports = {"Y": In(w.Y), "shift": Out(range(26))}
+        ports.update({name: Out(shape) for name, shape in _lookup_outputs(**self.alog).items()})
+        super().__init__(ports)
 
     def elaborate(self, platform):
         m = Module()
@@ -756,7 +800,8 @@ class RungStepLookup(wiring.Component):
 
         # Read the antilog pair of the fraction of Y / 2 (A ~= 2**24 * 2**(ph / 2**(F+1)) after the multiply).
         m.submodules.alog = alog = InterpolatorLookup(**self.alog)
-        m.d.comb += [alog.f.eq(self.Y[:F + 1]), self.t0.eq(alog.t0), self.d.eq(alog.d), self.l.eq(alog.l)]
+        m.d.comb += alog.f.eq(self.Y[:F + 1])
+        m.d.comb += [getattr(self, name).eq(getattr(alog, name)) for name in _lookup_outputs(**self.alog)]
 
         # The shift by the integer part q (clamped to -2..23).
         q = Signal(signed(len(self.Y) - F - 1))
@@ -807,13 +852,15 @@ class RungStepRound(wiring.Component):
 
 
 def rung_step_parts(spec: Spec, *, antilog_table=None, scalars: bool = True) -> list:
-    """Stage 4 as :func:`~lnsim_rtl._util.pipeline` stages: (``log_r`` |) ``Y`` | table reads | multiply |
+    """Stage 4 as :func:`~lnsim_rtl._util.pipeline` stages: (``log_r`` |) ``Y`` | table reads | bank select |
+    multiply |
     interpolation sum ``A`` | shift | round and clamp. Without ``scalars``, ``log_r`` is an input of the first."""
     lookup = RungStepLookup(spec, antilog_table=antilog_table)
     a_bits = _interp_params(**lookup.alog, wrap=False).y_bits
     parts = [
         {"rung_step_sum": RungStepSum(spec)},
         {"rung_step_lookup": lookup},
+        {"rung_step_select": InterpolatorSelect(**lookup.alog)},
         {"rung_step_product": InterpolatorProduct(**lookup.alog)},
         {"rung_step_add": InterpolatorAdd(**lookup.alog, out="A")},
         {"rung_step_shift": RungStepShift(spec, a_bits=a_bits)},

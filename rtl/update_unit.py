@@ -15,9 +15,10 @@ from .stages import SaturatingAdd, Unpack, Widths, ema_parts, log_ratio_parts, r
 __all__ = ["UpdateUnit", "update_layouts"]
 
 #: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1, stage 2 in six parts (square,
-#: round, align, halve, sum, renormalise), stage 3 in four (I and table reads, multiplies, interpolation sums, X),
-#: stage 4 in six (Y, table reads, multiply, interpolation sum, shift, round), stage 5.
-LATENCY = 18
+#: round, align, halve, sum, renormalise), stage 3 in five (I and table reads, bank selects, multiplies,
+#: interpolation sums, X), stage 4 in seven (Y, table reads, bank select, multiply, interpolation sum, shift,
+#: round), stage 5.
+LATENCY = 20
 
 
 def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
