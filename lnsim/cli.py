@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from lnsim.files import atomic_write
 from lnsim.spec import Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
 
 __all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw"]
@@ -110,9 +111,7 @@ def _rungs_to_value(name: str, rungs, fmt: LNSFormat) -> float:
 
 def _write_json(path: str, payload: dict) -> None:
     try:
-        with open(path, "w") as f:
-            json.dump(payload, f, indent=2)
-            f.write("\n")
+        atomic_write(path, json.dumps(payload, indent=2) + "\n", option="json")
     except OSError as e:
         raise SpecError(f"json must be a writable file path, not {path!r} ({e.strerror})") from None
 
@@ -179,8 +178,7 @@ def _cmd_verilog(args) -> int:
         sys.stdout.write(text)
     else:
         try:
-            with open(args.output, "w") as f:
-                f.write(text)
+            atomic_write(args.output, text)
         except OSError as e:
             raise SpecError(f"output must be a writable file path, not {args.output!r} ({e.strerror})") from None
         print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)", file=sys.stderr)

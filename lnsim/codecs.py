@@ -102,9 +102,10 @@ def grad_to_bits(g, grad_format: GradFormat | str = GradFormat.BFLOAT16) -> np.n
 def float32_to_bfloat16_bits(u, out):
     """bfloat16 bit patterns (uint16 ``out``) of float32 bit patterns ``u`` (uint32), rounded to nearest even.
 
-    Integer-only: the upper half plus a rounding increment of 0x7FFF (+1 when the kept half is odd); a NaN keeps
-    its upper half with the quiet bit set. No finite input overflows uint32 (the largest, 0x7F7FFFFF or
-    0xFF7FFFFF, rounds to +-Inf).
+    Integer-only: the upper half plus a rounding increment of 0x7FFF (+1 when the kept half is odd), in 64-bit
+    arithmetic (Numba widens uint32 sums); the largest finite values, 0x7F7FFFFF and 0xFF7FFFFF, round to +-Inf.
+    A NaN keeps its upper half with the quiet bit set (its rounded sum, which may carry past 16 bits, is
+    discarded).
     """
     for j in range(u.shape[0]):
         i = np.uint64(j)  # unsigned: no negative-index wraparound, so LLVM vectorises the loop

@@ -75,3 +75,29 @@ def test_identity_holds_code_version_and_data_fingerprint():
     assert set(code_version()) == {"lnsim", "format", "sources"} and len(code_version()["sources"]) == 64
     assert len(task.identity["data"]) == 64 and task.identity["config"]["seeds"] == [0]
     assert task.key == task_key(task.identity)
+
+
+def test_one_reference_per_beta_and_bias_correction_each_labelled():
+    tasks = _tasks({"bits": "8", "eta0": "0.016", "beta_shift": "8,10"}, seeds=(0,))
+    refs = [t.meta for t in tasks if t.meta["optimizer"] == "madam"]
+    assert sorted(r["series"] for r in refs) == ["FP32 Madam (beta_shift 10)", "FP32 Madam (beta_shift 8)"]
+    assert sorted(r["beta_shift"] for r in refs) == [8, 10]
+    single = [t.meta["series"] for t in _tasks({"bits": "8", "eta0": "0.016"}, seeds=(0,)) if t.meta["optimizer"] == "madam"]
+    assert single == ["FP32 Madam"]
+
+
+def test_a_failing_run_names_its_task(tmp_path):
+    import numpy as np
+    import pytest
+
+    from lnsim.sweep.runner import TaskFailed, run_tasks
+    from lnsim.sweep.store import PointStore
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "blobs.npz"
+    np.savez(data, X=rng.normal(size=(40, 3)), y=np.repeat([0, 1], 20))
+    tasks = _tasks({"bits": "8", "eta0": "0.016"}, seeds=(0,), dataset=None, data=str(data), epochs=1)
+    np.savez(data, X=rng.normal(size=(40, 3)), y=np.repeat([0, 1], 20))  # the data changes after planning
+    for jobs in (1, 2):
+        with pytest.raises(TaskFailed, match=r"(bits 8|FP32 Madam), seed 0: ValueError: the data of seed 0 changed since the sweep was planned"):
+            run_tasks(tasks, PointStore(str(tmp_path / f"out{jobs}")), jobs=jobs, progress=False, log=lambda m: None)

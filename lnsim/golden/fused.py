@@ -8,7 +8,8 @@ tests/test_golden_fused.py checks both bit for bit.
 
 Decoding reads a per-tensor table of the decoder's output for every code (built once with
 :func:`decode_bf16` itself, so there is no second formula): a weight's value depends only on its sign, its code
-and the tensor's frozen sigma_star. Formats wider than :data:`LUT_MAX_BITS` decode element by element instead.
+and the tensor's frozen sigma_star. Formats wider than :data:`LUT_MAX_BITS` take three calls instead (gradient
+rounding, :func:`update_inplace`, :func:`decode_bf16` per run of tensors sharing a sigma_star).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from lnsim import tables
 from lnsim.codecs import grad_to_bits
 from lnsim.golden import kernels
 from lnsim.golden.datapath import _constants, decode_bf16, grad_dtype, update_inplace
-from lnsim.golden.madam import GoldenMadam
+from lnsim.golden.madam import GoldenMadam, StepStats
 from lnsim.spec import GradFormat, SpecError
 
 __all__ = ["FusedMadam", "LUT_MAX_BITS"]
@@ -110,11 +111,11 @@ class FusedMadam:
                 np.left_shift(decode_bf16(fmt, self.sign[sl], self.k[sl], sigma_star), 16, out=self._wbits[sl],
                               dtype=np.uint32)
 
-    def step(self, grads, eta_rungs: int | None = None) -> tuple[int, int]:
+    def step(self, grads, eta_rungs: int | None = None) -> StepStats:
         """One B-bit Madam step of every tensor with float gradients ``grads`` (one array per tensor, its shape).
 
-        ``eta_rungs`` (default: the spec's eta / eta0) is this step's learning rate in whole rungs. Returns
-        (NaN gradients, +-Inf gradients) over all tensors; ``weights`` then hold the new decoded values.
+        ``eta_rungs`` (default: the spec's eta / eta0) is this step's learning rate in whole rungs. Returns the
+        NaN and +-Inf gradient counts over all tensors; ``weights`` then hold the new decoded values.
         """
         grads = list(grads)
         if len(grads) != len(self.tensors):
@@ -141,4 +142,4 @@ class FusedMadam:
         self.t += 1
         for t in self.tensors:
             t.t = self.t
-        return int(n_nan), int(n_inf)
+        return StepStats(nan=int(n_nan), inf=int(n_inf))

@@ -26,7 +26,7 @@ SWEEP_DEFAULTS = {"seeds": 1, "seed": 0, "reference": True, "elements": 100_000,
 
 _DESCRIPTION = """\
 Train B-bit Madam (lnsim train's MLP and defaults) at every point of a grid of specs and every seed, plus FP32
-Madam once per seed as the reference, in parallel worker processes (joblib; --backend dask for a cluster).
+Madam once per seed (and per beta/bias correction) as the reference, in parallel worker processes (joblib; --backend dask for a cluster).
 Every spec option takes a list (--eta0 0.001,0.004) or an inclusive integer range (--bits 6:12, --bits 4:16:2);
 --dynamic-range R derives eta0 per bit width as ln(R)/(2**bits - 1). Unless given, eta is the whole number of
 rungs nearest 0.01 and eta_star 8 x eta, both capped at the ladder. The whole grid is validated before any work.
@@ -114,10 +114,10 @@ def run_sweep(args, *, on_record=None) -> int:
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     from lnsim.sweep import outputs, plots
-    from lnsim.sweep.runner import check_backend, run_tasks
+    from lnsim.sweep.runner import TaskFailed, check_backend, run_tasks
     from lnsim.files import atomic_write
     from lnsim.sweep.store import PointStore
-    from lnsim.sweep.tasks import REFERENCE_SERIES, plan_fidelity, plan_training
+    from lnsim.sweep.tasks import is_reference, plan_fidelity, plan_training
 
     o = _options(args)
     quiet = args.quiet
@@ -141,7 +141,7 @@ def run_sweep(args, *, on_record=None) -> int:
             raise ValueError(f"reference must be true or false, not {o['reference']!r}")
         train_options = {name: o[name] for name in TRAIN_DEFAULTS}
         tasks = plan_training(points, train_options, tuple(range(first, first + n_seeds)), reference=o["reference"])
-        n_ref = sum(t.meta["series"] == REFERENCE_SERIES for t in tasks)
+        n_ref = sum(is_reference(t.meta) for t in tasks)
         what = f"{len(tasks)} training runs ({len(points)} points x {n_seeds} seeds + {n_ref} FP32 Madam)"
     store = PointStore(args.out)
     log(f"{what}; results in {args.out}")
@@ -155,6 +155,11 @@ def run_sweep(args, *, on_record=None) -> int:
     except TerminatedWorkerError as e:
         print(f"lnsim sweep: a worker process died ({str(e).splitlines()[0]}); finished runs are saved in "
               f"{store.directory}; run the same command again to complete the sweep", file=sys.stderr)
+        return 1
+    except Exception as e:  # TaskFailed (a run raised), or the backend lost a worker (dask's KilledWorker, ...)
+        reason = (str(e) if isinstance(e, TaskFailed) else f"{type(e).__name__}: {e}").splitlines()[0]
+        print(f"lnsim sweep: a run failed ({reason}); finished runs are saved in {store.directory}",
+              file=sys.stderr)
         return 1
     if args.fidelity:
         table = outputs.rows(tasks, records, outputs.FIDELITY_FIELDS)

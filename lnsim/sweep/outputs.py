@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from lnsim.files import atomic_write
-from lnsim.sweep.tasks import REFERENCE_SERIES
+from lnsim.sweep.tasks import is_reference
 from lnsim.train.report import mean_std
 
 __all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_summary", "fidelity_summary"]
@@ -23,7 +23,8 @@ _SPEC_FIELDS = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range
 #: Columns of results.csv / keys of each results.json row, in order (see docs/explore.md for units).
 TRAIN_FIELDS = ["optimizer", "series", *_SPEC_FIELDS, "dataset", "model", "epochs", "seed", "test_accuracy",
                 "train_loss", "train_accuracy", "lr_decays", "saturated_k0", "saturated_kmax", "weights",
-                "saturated_fraction", "nan_gradients", "inf_gradients", "seconds", "key", "reference_key"]
+                "saturated_fraction", "nan_gradients", "inf_gradients", "nonfinite_gradients", "skipped_steps",
+                "seconds", "key", "reference_key"]
 
 #: Columns of fidelity.csv / keys of each fidelity.json row.
 FIDELITY_FIELDS = ["series", *_SPEC_FIELDS, "elements", "steps", "seed", "updates", "exact", "off_by_one",
@@ -99,7 +100,7 @@ def training_summary(table: list[dict], *, title: str) -> str:
         acc = [r["test_accuracy"] for r in group]
         refs = [by_key.get(r["reference_key"]) for r in group]
         vs = "-"
-        if series != REFERENCE_SERIES and refs and all(refs):
+        if not is_reference(first) and refs and all(refs):
             mean, std = mean_std([100 * (a - ref["test_accuracy"]) for a, ref in zip(acc, refs)])
             vs = f"{mean:+.2f} +- {std:.2f}"
         sat = "-"

@@ -9,7 +9,8 @@ import os
 import numpy as np
 
 from lnsim.files import atomic_write
-from lnsim.sweep.tasks import REFERENCE_SERIES
+from lnsim.sweep.tasks import is_reference
+from lnsim.train.report import mean_std
 
 __all__ = ["write_training_plots", "write_fidelity_plot"]
 
@@ -18,14 +19,13 @@ def _series_table(table: list[dict], field: str, scale: float = 100.0) -> dict:
     """``{series: (bits, mean, std)}`` of ``field`` x ``scale`` over seeds, bits ascending, for B-bit rows."""
     acc = {}
     for row in table:
-        if row["series"] != REFERENCE_SERIES and row[field] is not None:
+        if not is_reference(row) and row[field] is not None:
             acc.setdefault(row["series"], {}).setdefault(row["bits"], []).append(scale * row[field])
     out = {}
     for series, by_bits in acc.items():
         bits = sorted(by_bits)
-        values = [np.asarray(by_bits[b]) for b in bits]
-        out[series] = (np.array(bits), np.array([v.mean() for v in values]),
-                       np.array([v.std(ddof=1) if v.size > 1 else 0.0 for v in values]))
+        stats = np.array([mean_std(by_bits[b]) for b in bits])
+        out[series] = (np.array(bits), stats[:, 0], stats[:, 1])
     return out
 
 
@@ -47,11 +47,14 @@ def _figure(width: float = 6.4, height: float = 4.2):
 def _accuracy_vs_bits(table, title, path):
     fig = _figure()
     ax = fig.add_subplot()
-    ref = [100 * r["test_accuracy"] for r in table if r["series"] == REFERENCE_SERIES]
-    if ref:
-        mean, std = np.mean(ref), (np.std(ref, ddof=1) if len(ref) > 1 else 0.0)
-        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"FP32 Madam {mean:.2f}%")
-        ax.axhspan(mean - std, mean + std, color="black", alpha=0.08, linewidth=0)
+    references = {}
+    for r in table:
+        if is_reference(r):
+            references.setdefault(r["series"], []).append(100 * r["test_accuracy"])
+    for (series, ref), color in zip(references.items(), ("black", "dimgray", "gray", "darkgray")):
+        mean, std = mean_std(ref)
+        ax.axhline(mean, color=color, linestyle="--", linewidth=1, label=f"{series} {mean:.2f}%")
+        ax.axhspan(mean - std, mean + std, color=color, alpha=0.08, linewidth=0)
     for series, (bits, mean, std) in _series_table(table, "test_accuracy").items():
         ax.errorbar(bits, mean, yerr=std, marker="o", markersize=4, capsize=3, label=series)
     ax.set_xlabel("code width B (bits)")

@@ -9,7 +9,26 @@ import sys
 from lnsim.sweep.store import PointStore
 from lnsim.sweep.tasks import RESULT_FORMAT, run_task
 
-__all__ = ["BACKENDS", "check_backend", "load_finished", "run_tasks"]
+__all__ = ["BACKENDS", "TaskFailed", "check_backend", "load_finished", "run_tasks"]
+
+
+class TaskFailed(RuntimeError):
+    """A sweep task raised: the message names the task and the original error, on one line."""
+
+
+def _describe(task) -> str:
+    m = task.meta
+    what = [m.get("series", task.kind)] + [f"{name} {m[name]}" for name in ("bits", "seed") if m.get(name) is not None]
+    return ", ".join(str(x) for x in what)
+
+
+def _run_named(task):
+    """:func:`run_task`, re-raising any error as :class:`TaskFailed` that names the task (in the worker)."""
+    try:
+        return run_task(task)
+    except Exception as e:
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise TaskFailed(f"{_describe(task)}: {type(e).__name__}: {first}") from None
 
 #: joblib backends ``--backend`` accepts: local processes, or a Dask cluster at ``--scheduler``.
 BACKENDS = ("loky", "dask")
@@ -80,7 +99,7 @@ def run_tasks(tasks, store: PointStore, *, jobs: int = 1, backend: str = "loky",
         if todo:
             with _backend(backend, scheduler, jobs) as n_jobs:
                 parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)
-                for record in parallel(delayed(run_task)(t) for t in todo):
+                for record in parallel(delayed(_run_named)(t) for t in todo):
                     store.save(record)
                     done[record["key"]] = record
                     bar.update(1)

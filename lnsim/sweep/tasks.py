@@ -17,18 +17,30 @@ import lnsim
 from lnsim.spec import Spec
 
 __all__ = ["RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
-           "REFERENCE_SERIES"]
+           "REFERENCE_SERIES", "is_reference"]
 
 #: Version of the stored result; bump it when what a task computes or stores changes without a source change below.
-RESULT_FORMAT = 1
+RESULT_FORMAT = 2
 
 #: Modules (relative to the lnsim package) whose source decides a result; their SHA-256 is part of every key.
 NUMERIC_SOURCES = ("spec.py", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
 #: Presentation-only modules of those folders: editing them does not invalidate stored results.
 _NOT_NUMERIC = ("train/cli.py", "train/plots.py", "train/checkpoint.py")
 
-#: The series label of the float reference.
+#: The series label of the float reference (with its beta and bias correction when a grid has several).
 REFERENCE_SERIES = "FP32 Madam"
+
+
+def is_reference(row: dict) -> bool:
+    """Whether a result row (or a task's meta) is an FP32 Madam reference run."""
+    return row.get("optimizer") == "madam"
+
+
+def _reference_series(values: dict, several: bool) -> str:
+    if not several:
+        return REFERENCE_SERIES
+    bc = "" if values["bias_correction"] else ", no bias correction"
+    return f"{REFERENCE_SERIES} (beta_shift {values['beta_shift']}{bc})"
 
 
 @functools.lru_cache(maxsize=1)
@@ -125,13 +137,16 @@ def plan_training(points, train_options: dict, seeds, *, reference: bool = True)
         return _new_task("train", {"config": cfg.to_dict(), "data": fingerprints[seed]}, meta)
 
     tasks, references = [], {}
+    several = len({tuple(_reference_values(p).items()) for p in points}) > 1
     for point in points:
         for seed in seeds:
             reference_key = None
             if reference:
-                ref_cfg = config(point_spec_args(_reference_values(point)), "madam", seed)
-                ref = train_task(ref_cfg, REFERENCE_SERIES, {"eta0": ref_cfg.spec.fmt.eta0, "eta": ref_cfg.spec.cfg.eta,
-                                                             "eta_star": ref_cfg.spec.cfg.eta_star}, seed, None)
+                values = _reference_values(point)
+                ref_cfg = config(point_spec_args(values), "madam", seed)
+                ref_fields = {"eta0": ref_cfg.spec.fmt.eta0, "eta": ref_cfg.spec.cfg.eta,
+                              "eta_star": ref_cfg.spec.cfg.eta_star, **values}
+                ref = train_task(ref_cfg, _reference_series(values, several), ref_fields, seed, None)
                 references.setdefault(ref.key, ref)
                 reference_key = ref.key
             cfg = config(point.spec_args, "lns-madam", seed)
@@ -175,6 +190,8 @@ def _run_training(identity: dict) -> tuple[dict, dict]:
         "saturated_fraction": (k0 + kmax) / weights if sat else None,
         "nan_gradients": s["nan_gradients"][0] if sat else None,
         "inf_gradients": s["inf_gradients"][0] if sat else None,
+        "nonfinite_gradients": sum(x or 0 for x in s["nonfinite_gradients"]["per_seed"][0]),
+        "skipped_steps": sum(x or 0 for x in s["skipped_steps"]["per_seed"][0]),
         "model": s["model"],
         "seconds": s["seconds_per_seed"][0],
     }

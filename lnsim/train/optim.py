@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from lnsim import reference, tables
+from lnsim import reference
 from lnsim.codecs import encode
 from lnsim.golden import FusedMadam, GoldenMadam
 from lnsim.spec import Spec
@@ -98,9 +98,9 @@ class LNSParams:
     def step(self, grads, eta_rungs: int) -> None:
         """One B-bit Madam step of every tensor (gradients enter in the spec's gradient format)."""
         if self.fused is not None:
-            n_nan, n_inf = self.fused.step(grads, eta_rungs)
-            self.nan += n_nan
-            self.inf += n_inf
+            st = self.fused.step(grads, eta_rungs)
+            self.nan += st.nan
+            self.inf += st.inf
         else:
             for tensor, g in zip(self.tensors, grads):
                 st = tensor.step(g, eta_rungs=eta_rungs)

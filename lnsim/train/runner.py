@@ -202,8 +202,8 @@ def _restore_run(config: TrainConfig, split: Split, seed: int, raw: dict) -> Run
         run.params.load_state(checkpoint.restore_float(raw["tensors"]))
     run.schedule.load_state(meta["schedule"])
     run.epoch, run.seconds, run.history = meta["epoch"], meta["seconds"], meta["history"]
-    for key in HISTORY_KEYS:  # checkpoints of version 1 lack the non-finite series: none were recorded
-        run.history.setdefault(key, [0] * run.epoch)
+    for key in HISTORY_KEYS:  # checkpoints of version 1 lack the non-finite series: not recorded, so None
+        run.history.setdefault(key, [None] * run.epoch)
     return run
 
 
