@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from lnsim.files import atomic_write
 from lnsim.spec import Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
 
-__all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw"]
+__all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw", "default_eta_rungs",
+           "default_eta_star_rungs", "DEFAULT_ETA0", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR"]
 
-_DEFAULT_ETA0 = 0.001
-_DEFAULT_ETA = 0.01
-_DEFAULT_STAR_FACTOR = 8
+#: Defaults of every subcommand: eta0 of the natural base, the learning rate eta aims at, eta_star / eta.
+DEFAULT_ETA0 = 0.001
+DEFAULT_ETA = 0.01
+DEFAULT_STAR_FACTOR = 8
 #: Most lanes the hardware subcommands accept.
 _MAX_LANES = 64
 
@@ -41,16 +44,30 @@ def float_or_raw(text: str):
         return text
 
 
+def default_eta_rungs(fmt: LNSFormat, limit: int | None = None) -> int:
+    """eta when none is given, in rungs: the whole number nearest DEFAULT_ETA / eta0, at least 1, at most
+    ``limit`` (default the ladder, 2**B - 1)."""
+    limit = fmt.code_max if limit is None else limit
+    return min(max(1, math.floor(DEFAULT_ETA / fmt.eta0 + 0.5)), limit)
+
+
+def default_eta_star_rungs(eta_rungs: int, fmt: LNSFormat, limit: int | None = None) -> int:
+    """eta_star when none is given, in rungs: DEFAULT_STAR_FACTOR x eta, at most ``limit`` (default the
+    ladder) but never below eta."""
+    limit = fmt.code_max if limit is None else limit
+    return max(eta_rungs, min(DEFAULT_STAR_FACTOR * eta_rungs, limit))
+
+
 def spec_options(hardware: bool = False) -> argparse.ArgumentParser:
     """A parent parser with the spec's options, named identically in every subcommand."""
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("spec")
     g.add_argument("--bits", type=int_or_raw, default=12, help="code width B, 2..24 (default 12)")
     g.add_argument("--base", default="natural", help="'natural' (eta0) or 'pow2' (eta0 = ln2/2**frac-bits)")
-    g.add_argument("--eta0", type=float_or_raw, default=None, help=f"base precision, natural base (default {_DEFAULT_ETA0})")
+    g.add_argument("--eta0", type=float_or_raw, default=None, help=f"base precision, natural base (default {DEFAULT_ETA0})")
     g.add_argument("--frac-bits", type=int_or_raw, default=None, help="m for --base pow2, 0..16")
-    g.add_argument("--eta", type=float_or_raw, default=None, help=f"learning rate, a multiple of eta0 (default {_DEFAULT_ETA})")
-    g.add_argument("--eta-star", type=float_or_raw, default=None, help="largest step, a multiple of eta0 (default 8 x eta)")
+    g.add_argument("--eta", type=float_or_raw, default=None, help=f"learning rate, a multiple of eta0 (default: the whole rungs nearest {DEFAULT_ETA})")
+    g.add_argument("--eta-star", type=float_or_raw, default=None, help=f"largest step, a multiple of eta0 (default {DEFAULT_STAR_FACTOR} x eta, at most the ladder)")
     g.add_argument("--eta-rungs", type=int_or_raw, default=None, help="learning rate in rungs (instead of --eta)")
     g.add_argument("--eta-star-rungs", type=int_or_raw, default=None, help="largest step in rungs (instead of --eta-star)")
     g.add_argument("--beta-shift", type=int_or_raw, default=10, help="s, beta = 1 - 2**-s, 1..16 (default 10)")
@@ -70,7 +87,7 @@ def spec_from_args(args) -> Spec:
     if base == Base.POW2.value:
         fmt = LNSFormat(bits=args.bits, base=base, frac_bits=args.frac_bits, eta0=args.eta0)
     else:
-        eta0 = _DEFAULT_ETA0 if args.eta0 is None else args.eta0
+        eta0 = DEFAULT_ETA0 if args.eta0 is None else args.eta0
         fmt = LNSFormat(bits=args.bits, base=base, frac_bits=args.frac_bits, eta0=eta0)
     if args.eta is not None and args.eta_rungs is not None:
         raise SpecError("give eta or eta_rungs, not both")
@@ -80,16 +97,16 @@ def spec_from_args(args) -> Spec:
         eta = _rungs_to_value("eta_rungs", args.eta_rungs, fmt)
     elif args.eta is not None:
         eta = args.eta
-    elif fmt.base is Base.POW2:
-        eta = max(1, round(_DEFAULT_ETA / fmt.eta0)) * fmt.eta0
     else:
-        eta = _DEFAULT_ETA
+        eta = _rungs_to_value("eta_rungs", default_eta_rungs(fmt), fmt)
     if args.eta_star_rungs is not None:
         eta_star = _rungs_to_value("eta_star_rungs", args.eta_star_rungs, fmt)
     elif args.eta_star is not None:
         eta_star = args.eta_star
+    elif isinstance(eta, float) and eta > 0 and abs(eta / fmt.eta0 - round(eta / fmt.eta0)) < 1e-6:
+        eta_star = _rungs_to_value("eta_star_rungs", default_eta_star_rungs(round(eta / fmt.eta0), fmt), fmt)
     else:
-        eta_star = _DEFAULT_STAR_FACTOR * eta if isinstance(eta, float) else eta
+        eta_star = DEFAULT_STAR_FACTOR * eta if isinstance(eta, float) else eta  # MadamConfig names what is wrong
     cfg = MadamConfig(
         eta=eta,
         eta_star=eta_star,

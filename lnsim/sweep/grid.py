@@ -17,9 +17,8 @@ import numbers
 import os
 from dataclasses import dataclass
 
-from lnsim.cli import spec_from_args
+from lnsim.cli import DEFAULT_ETA0, default_eta_rungs, default_eta_star_rungs, spec_from_args
 from lnsim.spec import LN2, Base, LNSFormat, Spec, SpecError
-from lnsim.train.cli import DEFAULT_ETA
 
 __all__ = ["AXES", "DEFAULT_AXES", "Grid", "Point", "parse_axis", "read_grid_file", "point_spec_args", "eta0_for_range"]
 
@@ -45,12 +44,6 @@ AXES = {
 #: Values of the axes that are not given (the defaults of ``lnsim train``).
 DEFAULT_AXES = {"bits": (12,), "base": ("natural",), "beta_shift": (10,), "bias_correction": (True,),
                 "grad_format": ("bfloat16",), "state_bits": (32,), "log_frac_bits": (16,), "table_index_bits": (7,)}
-
-#: eta0 of the natural base when neither eta0 nor dynamic_range is given.
-DEFAULT_ETA0 = 0.001
-
-#: eta_star in multiples of eta when it is not given (the paper's clamp of |g/gbar| at 8).
-STAR_FACTOR = 8
 
 _PRECISION = ("eta0", "frac_bits", "dynamic_range")
 
@@ -237,11 +230,11 @@ def point_spec_args(values: dict, step_limit: str = "ladder") -> argparse.Namesp
     fmt = LNSFormat(bits=bits, base=base, eta0=eta0, frac_bits=frac_bits)
     limit = fmt.code_max if step_limit == "ladder" else max(1, fmt.code_max // 2)
     if ns.eta is None and ns.eta_rungs is None:
-        ns.eta_rungs = min(max(1, math.floor(DEFAULT_ETA / fmt.eta0 + 0.5)), limit)
+        ns.eta_rungs = default_eta_rungs(fmt, limit)
     if ns.eta_star is None and ns.eta_star_rungs is None:
         rungs = ns.eta_rungs if ns.eta_rungs is not None else round(ns.eta / fmt.eta0)
         if isinstance(rungs, int):
-            ns.eta_star_rungs = max(rungs, min(STAR_FACTOR * rungs, limit))
+            ns.eta_star_rungs = default_eta_star_rungs(rungs, fmt, limit)
     return ns
 
 

@@ -17,11 +17,7 @@ from lnsim.cli import float_or_raw, int_or_raw
 from lnsim.train.data import BUNDLED, DEFAULT_TEST_SIZE
 from lnsim.train.optim import INITS, OPTIMIZERS
 
-__all__ = ["add_train_parser", "run_train", "main", "DEFAULT_ETA"]
-
-#: Learning rate when neither --eta nor --eta-rungs is given: the whole number of rungs nearest 0.01
-#: (0.01 at eta0 = 0.001, 0.012 at 0.004, 0.016 at 0.016).
-DEFAULT_ETA = 0.01
+__all__ = ["add_train_parser", "run_train", "main"]
 
 _DESCRIPTION = """\
 Train a NumPy MLP (float32 forward and backward, ReLU, softmax cross-entropy) on a bundled scikit-learn data
@@ -96,9 +92,6 @@ def config_from_args(args):
     from lnsim.train.runner import TrainConfig
 
     a = argparse.Namespace(**vars(args))
-    eta0 = 0.001 if a.eta0 is None else a.eta0
-    if a.eta is None and a.eta_rungs is None and a.base == "natural" and isinstance(eta0, float) and eta0 > 0:
-        a.eta_rungs = max(1, math.floor(DEFAULT_ETA / eta0 + 0.5))
     spec = spec_from_args(a)
     if a.dataset is not None and a.data is not None:
         raise ValueError("give --dataset or --data, not both")
