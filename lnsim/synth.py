@@ -212,14 +212,24 @@ def _harness(ports: list, name: str) -> str:
             f"  {name} unit ({', '.join(conns)});\nendmodule\n")
 
 
-def _verilog(unit_obj, name: str) -> tuple[str, list]:
-    from amaranth.back import verilog
+def _netlist(unit_obj, name: str) -> tuple[str, list]:
+    """The unit as RTLIL and its ports as ``(name, bits, "in"|"out")``.
+
+    Wire names with an index, such as a lane's payload view ``\\o__payload[3]``, are renamed
+    (``\\o__payload_3_``): Yosys took such a name for a bit of the port ``o__payload`` and joined the two
+    nets (a multiply driven net in nextpnr), or failed an assertion in ABC's reintegration.
+    """
+    from amaranth.back import rtlil
+    from amaranth.hdl import Value
 
     ports = [("clk", 1, "in"), ("rst", 1, "in")]
     for path, member, value in unit_obj.signature.flatten(unit_obj):
         flow = member.flow.name.lower()
-        ports.append(("__".join(str(p) for p in path), len(value), "in" if flow == "in" else "out"))
-    return verilog.convert(unit_obj, name=name, emit_src=False), ports
+        # Bits, not len() of the value: that of an array-layout payload view is its number of lanes.
+        ports.append(("__".join(str(p) for p in path), len(Value.cast(value)), "in" if flow == "in" else "out"))
+    text = rtlil.convert(unit_obj, name=name, emit_src=False)
+    # In RTLIL a slice is written after a space (``\\x [3]``); a bracket right after a name is part of it.
+    return re.sub(r"(\\[^\s\[]+)\[(\d+)\]", r"\1_\2_", text), ports
 
 
 # ----------------------------------------------------------------------------------------------- tools
@@ -311,11 +321,11 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
     ok = False
     try:
         name = "lnsim_update_unit" if unit == "madam" else "lnsim_linear_update"
-        say(f"generating Verilog: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s) in {wd}")
-        text, ports = _verilog(_unit(unit, spec, lanes), name)
-        (wd / "unit.v").write_text(text)
+        say(f"generating the netlist: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s) in {wd}")
+        text, ports = _netlist(_unit(unit, spec, lanes), name)
+        (wd / "unit.il").write_text(text)
         (wd / "top.v").write_text(_harness(ports, name))
-        script = (f"read_verilog unit.v top.v; hierarchy -top {_TOP}; "
+        script = (f"read_rtlil unit.il; read_verilog top.v; hierarchy -top {_TOP}; "
                   f"setattr -mod -set keep_hierarchy 1 {name}; {t.synth} -top {_TOP} -json top.json")
         say(f"Yosys {t.synth} (the first run of the tools compiles them, about 30 s) ...")
         t0 = time.monotonic()

@@ -204,3 +204,14 @@ def test_sweep_records_a_failed_configuration_and_writes_csv_and_png(tmp_path, m
     assert (ok["status"], ok["luts"], ok["fmax_mhz"], ok["error"]) == ("ok", "212", "112.0", "")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(json.loads(js.read_text())) == 16
+
+
+@pytest.mark.parametrize("unit, lanes, widths", [
+    ("linear", 4, {"i__payload": 64, "o__payload": 32, "lr": 8}),
+    ("madam", 1, {"i__payload": 1 + 8 + 16 + 32, "o__payload": 8 + 32 + 2, "log_eta": 22, "log_bc": 21}),
+])
+def test_harness_ports_are_the_units_full_widths(unit, lanes, widths):
+    # Every payload bit, not one per lane: the harness must drive and capture all of them.
+    spec = Spec(LNSFormat(bits=8, eta0=0.001))
+    _, ports = synth._netlist(synth._unit(unit, spec, lanes), "u")
+    assert {n: w for n, w, _ in ports if n in widths} == widths
