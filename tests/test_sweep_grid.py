@@ -121,5 +121,12 @@ def test_grid_files(tmp_path):
         read_grid_file(str(unknown), allowed)
     with pytest.raises(ValueError, match=r"grid must be a readable file, not '.*missing.toml' \(No such file"):
         read_grid_file(str(tmp_path / "missing.toml"), allowed)
-    with pytest.raises(ValueError, match=r"grid must be a .toml or .json file, not 'grid.yaml'"):
-        read_grid_file("grid.yaml", allowed)
+    yml = tmp_path / "grid.yaml"
+    yml.write_text("bits: '6:8'\neta0: [0.001, 0.004]\ndataset: iris\n")
+    assert read_grid_file(str(yml), allowed) == {"bits": "6:8", "eta0": [0.001, 0.004], "dataset": "iris"}
+    bad_yaml = tmp_path / "bad.yml"
+    bad_yaml.write_text("bits: [6, 7\n")
+    with pytest.raises(ValueError, match=r"^grid '.*bad.yml' is not valid YAML: "):
+        read_grid_file(str(bad_yaml), allowed)
+    with pytest.raises(ValueError, match=r"grid must be a .toml, .yaml or .json file, not 'grid.ini'"):
+        read_grid_file("grid.ini", allowed)

@@ -44,7 +44,7 @@ def add_sweep_parser(subparsers, spec_options_parent: argparse.ArgumentParser) -
     g = p.add_argument_group("grid")
     g.add_argument("--dynamic-range", metavar="R", help="derive eta0 per bit width from the dynamic range R "
                    "(instead of --eta0; base pow2: the finest frac_bits spanning R)")
-    g.add_argument("--grid", metavar="FILE", help="options from a .toml or .json file (one table: option = value "
+    g.add_argument("--grid", metavar="FILE", help="options from a .toml, .yaml or .json file (one table: option = value "
                    "or list); options on the command line take precedence")
     g.add_argument("--skip-invalid", action="store_true", help="leave out invalid grid points instead of stopping")
     t = p.add_argument_group("training (as lnsim train)")

@@ -133,34 +133,38 @@ def parse_axis(name: str, value) -> tuple:
     return tuple(dict.fromkeys(out))
 
 
+def _toml(path: str):
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python 3.10
+        raise ValueError(f"grid {path!r}: TOML needs Python >= 3.11; use a .yaml or .json grid file") from None
+    return tomllib
+
+
 def read_grid_file(path: str, allowed) -> dict:
-    """The options of a grid file (``.toml`` or ``.json``: one flat table of option names to values).
+    """The options of a grid file (``.toml``, ``.yaml``/``.yml`` or ``.json``: one flat table of option names to values).
 
     Option names may be spelled with ``-`` or ``_``; every name must be in ``allowed``. Raises ``ValueError``
     with one line for an unreadable file, a syntax error or an unknown option.
     """
     ext = os.path.splitext(path)[1].lower()
-    if ext not in (".toml", ".json"):
-        raise ValueError(f"grid must be a .toml or .json file, not {path!r}")
+    kinds = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
+    if ext not in kinds:
+        raise ValueError(f"grid must be a .toml, .yaml or .json file, not {path!r}")
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise ValueError(f"grid must be a readable file, not {path!r} ({e.strerror})") from None
+    import yaml
+
     try:
-        if ext == ".toml":
-            try:
-                import tomllib
-            except ImportError:  # pragma: no cover - Python 3.10
-                raise ValueError(f"grid {path!r}: TOML needs Python >= 3.11; use a .json grid file") from None
-            data = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
+        text = raw.decode("utf-8")
+        data = _toml(path).loads(text) if ext == ".toml" else json.loads(text) if ext == ".json" else yaml.safe_load(text)
+    except (ValueError, UnicodeDecodeError, yaml.YAMLError) as e:
         if "TOML needs" in str(e):
             raise
-        kind = "TOML" if ext == ".toml" else "JSON"
-        raise ValueError(f"grid {path!r} is not valid {kind}: {' '.join(str(e).split())}") from None
+        raise ValueError(f"grid {path!r} is not valid {kinds[ext]}: {' '.join(str(e).split())}") from None
     if not isinstance(data, dict):
         raise ValueError(f"grid {path!r} must hold one table of options, not {type(data).__name__}")
     options = {}
