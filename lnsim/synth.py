@@ -1,6 +1,6 @@
 """The ``lnsim synth`` subcommand: synthesise and place-and-route a unit on an FPGA, report its cost.
 
-Generates the Verilog of :class:`lnsim_rtl.UpdateUnit` (or the fixed-point baseline
+Generates the netlist (RTLIL) of :class:`lnsim_rtl.UpdateUnit` (or the fixed-point baseline
 :class:`lnsim_rtl.LinearUpdateUnit`), wraps it in a five-pin harness (serial shift registers feed every
 input port and capture every output port, so the unit's ports need no pins and nothing is optimised away),
 synthesises it with Yosys and places and routes it with nextpnr (the YoWASP WebAssembly builds), in a
