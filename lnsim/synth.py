@@ -416,13 +416,18 @@ def _progress(message: str) -> None:
 
 
 def _write(path: str, writer) -> None:
+    """Write what ``writer(text_file)`` writes to ``path``, atomically (a cut-short sweep keeps its last table)."""
+    import io
+
+    from lnsim.files import atomic_write
     from lnsim.spec import SpecError
 
+    text = io.StringIO(newline="")
+    writer(text)
     try:
-        with open(path, "w", newline="") as f:
-            writer(f)
-    except OSError as e:
-        raise SpecError(f"cannot write {path!r} ({e.strerror})") from None
+        atomic_write(path, text.getvalue(), option="output")
+    except (OSError, ValueError) as e:
+        raise SpecError(f"cannot write {path!r} ({getattr(e, 'strerror', None) or e})") from None
 
 
 def _print_report(r: dict) -> None:
@@ -440,6 +445,13 @@ def _print_report(r: dict) -> None:
 
 _CSV_FIELDS = ("target", "unit", "bits", "lanes", "status", "luts", "ffs", "brams", "dsps", "fmax_mhz", "timing_met",
                "seed", "error")
+
+
+def _csv_table(f, rows: list) -> None:
+    """The sweep's CSV: one line per configuration, failed ones with their error and no costs."""
+    w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
 
 
 def _sweep_row(spec, unit: str, lanes: int, opts: dict) -> dict:
@@ -492,11 +504,6 @@ def run_synth(args) -> int:
             return 0
         from lnsim.cli import spec_from_args
 
-        def table(f):
-            w = csv.DictWriter(f, fieldnames=_CSV_FIELDS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-
         rows = []
         total = len(UNITS) * len(SWEEP_BITS) * len(SWEEP_LANES)
         for unit in UNITS:
@@ -510,7 +517,7 @@ def run_synth(args) -> int:
                     print(head + (f"LUTs {r['luts']:>6}  FFs {r['ffs']:>5}  BRAM {r['brams']}  DSP {r['dsps']}  "
                                   f"Fmax {r['fmax_mhz']:6.1f} MHz" if r["status"] == "ok" else f"FAILED: {r['error']}"),
                           flush=True)
-                    _write(args.csv, table)  # after every row: a long sweep cut short keeps what it has
+                    _write(args.csv, lambda f: _csv_table(f, rows))  # after every row: a long sweep cut short keeps what it has
 
         _plot(rows, args.plot, args.target)
         if args.json:
