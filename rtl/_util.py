@@ -5,9 +5,10 @@ from __future__ import annotations
 import numbers
 
 from amaranth.hdl import Module, Mux, Signal, Value
-from amaranth.lib import wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["Step", "check_lanes", "check_table", "clamp", "pipeline", "register", "stream_pipeline"]
+__all__ = ["LaneStreamComponent", "Step", "check_lanes", "check_table", "clamp", "pipeline", "register", "stream_pipeline"]
 
 
 def check_lanes(lanes) -> int:
@@ -15,6 +16,31 @@ def check_lanes(lanes) -> int:
     if isinstance(lanes, bool) or not isinstance(lanes, numbers.Integral) or lanes < 1:
         raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
     return int(lanes)
+
+
+class LaneStreamComponent(wiring.Component):
+    """A pipelined unit: ``lanes`` elements of ``lane_in`` per beat on the input stream ``i``, the same number
+    of ``lane_out`` on the output stream ``o``, ``latency`` cycles later; ``ports`` are its other ports."""
+
+    def __init__(self, lane_in, lane_out, lanes, latency: int, ports: dict):
+        self._lanes = check_lanes(lanes)
+        self._latency = latency
+        self.lane_in, self.lane_out = lane_in, lane_out
+        super().__init__({
+            "i": In(stream.Signature(data.ArrayLayout(lane_in, self._lanes))),
+            "o": Out(stream.Signature(data.ArrayLayout(lane_out, self._lanes))),
+            **ports,
+        })
+
+    @property
+    def lanes(self) -> int:
+        """Elements per beat."""
+        return self._lanes
+
+    @property
+    def latency(self) -> int:
+        """Cycles from an accepted input to its output (with ``o.ready`` held high)."""
+        return self._latency
 
 
 def check_table(name: str, table, entries: int, width: int) -> list:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numbers
 
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
+from amaranth.lib.wiring import In
 
-from ._util import check_lanes, clamp, register, stream_pipeline
+from ._util import LaneStreamComponent, clamp, register, stream_pipeline
 
 __all__ = ["LinearUpdateUnit"]
 
@@ -27,7 +27,7 @@ def _check_bits(bits) -> int:
     return int(bits)
 
 
-class LinearUpdateUnit(wiring.Component):
+class LinearUpdateUnit(LaneStreamComponent):
     """``lanes`` fixed-point SGD updates ``w <- sat(w - lr * g)`` per clock, B bits throughout.
 
     ``w`` and ``g`` are signed B-bit two's-complement integers (the same fixed-point scale), ``lr`` is an
@@ -60,28 +60,12 @@ class LinearUpdateUnit(wiring.Component):
 
     def __init__(self, *, bits: int, lanes: int = 1):
         self._bits = B = _check_bits(bits)
-        self._lanes = check_lanes(lanes)
-        self.lane_in = data.StructLayout({"w": signed(B), "g": signed(B)})
-        self.lane_out = data.StructLayout({"w": signed(B)})
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(self.lane_in, self._lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(self.lane_out, self._lanes))),
-            "lr": In(B),
-        })
+        super().__init__(data.StructLayout({"w": signed(B), "g": signed(B)}), data.StructLayout({"w": signed(B)}),
+                         lanes, LATENCY, {"lr": In(B)})
 
     @property
     def bits(self) -> int:
         return self._bits
-
-    @property
-    def lanes(self) -> int:
-        """Elements per beat."""
-        return self._lanes
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its output (with ``o.ready`` held high)."""
-        return LATENCY
 
     def elaborate(self, platform):
         m = Module()

@@ -7,13 +7,13 @@ base: two tables and a 16 x 16 product), then the product with ``sigma_star`` ro
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from lnsim import tables
 from lnsim.spec import Base, LNSFormat
 
-from ._util import check_lanes, register, stream_pipeline
+from ._util import LaneStreamComponent, register, stream_pipeline
 
 __all__ = ["LadderLookup", "Scale", "DecodeUnit", "decode_layouts", "SIGMA_ES_BITS"]
 
@@ -181,7 +181,7 @@ class Scale(wiring.Component):
         return m
 
 
-class DecodeUnit(wiring.Component):
+class DecodeUnit(LaneStreamComponent):
     """The weight decoder (docs/datapath.md, "Weight decoder"), ``lanes`` weights per clock.
 
     Pipelined: a register after the ladder lookup and one after the scaling, so an accepted input leaves
@@ -208,28 +208,12 @@ class DecodeUnit(wiring.Component):
 
     def __init__(self, fmt: LNSFormat, *, lanes: int = 1):
         self._fmt = _check_fmt(fmt)
-        self._lanes = check_lanes(lanes)
-        self.lane_in, self.lane_out = decode_layouts(fmt)
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(self.lane_in, self._lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(self.lane_out, self._lanes))),
-            "sigma_es": In(signed(SIGMA_ES_BITS)),
-            "sigma_mus": In(_MU),
-        })
+        super().__init__(*decode_layouts(fmt), lanes, LATENCY,
+                         {"sigma_es": In(signed(SIGMA_ES_BITS)), "sigma_mus": In(_MU)})
 
     @property
     def fmt(self) -> LNSFormat:
         return self._fmt
-
-    @property
-    def lanes(self) -> int:
-        """Weights per beat."""
-        return self._lanes
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its output (with ``o.ready`` held high)."""
-        return LATENCY
 
     def elaborate(self, platform):
         m = Module()

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
+from amaranth.lib.wiring import In
 
 from lnsim.spec import Spec
 
-from ._util import Step, check_lanes, check_table, pipeline, stream_pipeline
+from ._util import LaneStreamComponent, Step, check_table, pipeline, stream_pipeline
 from .stages import SaturatingAdd, Unpack, Widths, ema_parts, log_ratio_parts, rung_step_parts
 
 __all__ = ["UpdateUnit", "update_layouts"]
@@ -33,7 +33,7 @@ def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
     return lane_in, lane_out
 
 
-class UpdateUnit(wiring.Component):
+class UpdateUnit(LaneStreamComponent):
     """The B-bit Madam update unit (docs/datapath.md), ``lanes`` elements per clock.
 
     Fully pipelined: one register after each of the five stages and five inside stages 2-4 (see
@@ -70,18 +70,11 @@ class UpdateUnit(wiring.Component):
 
     def __init__(self, spec: Spec, *, lanes: int = 1, log_table=None, antilog_table=None):
         self._w = w = Widths(spec)
-        self._lanes = check_lanes(lanes)
         entries = 2**w.a + 1
         self._log_table = None if log_table is None else check_table("log_table", log_table, entries, w.log_entry)
         self._antilog_table = (None if antilog_table is None
                                else check_table("antilog_table", antilog_table, entries, w.antilog_entry))
-        self.lane_in, self.lane_out = update_layouts(spec)
-        super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(self.lane_in, self._lanes))),
-            "o": Out(stream.Signature(data.ArrayLayout(self.lane_out, self._lanes))),
-            "log_eta": In(w.log_eta),
-            "log_bc": In(w.log_bc),
-        })
+        super().__init__(*update_layouts(spec), lanes, LATENCY, {"log_eta": In(w.log_eta), "log_bc": In(w.log_bc)})
 
     @property
     def spec(self) -> Spec:
@@ -91,16 +84,6 @@ class UpdateUnit(wiring.Component):
     def widths(self) -> Widths:
         """Every constant and width of the datapath (:class:`~lnsim_rtl.stages.Widths`)."""
         return self._w
-
-    @property
-    def lanes(self) -> int:
-        """Elements per beat."""
-        return self._lanes
-
-    @property
-    def latency(self) -> int:
-        """Cycles from an accepted input to its output (with ``o.ready`` held high)."""
-        return LATENCY
 
     def elaborate(self, platform):
         m = Module()
