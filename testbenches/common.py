@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from lnsim.files import atomic_write
 
 __all__ = ["PARAMS_ENV", "SAT_IN_BITS", "SAT_OUT_BITS", "SAT_N_OFFSET", "bench_params", "write_results"]
 
@@ -32,8 +33,4 @@ def write_results(path: str | None, results: dict) -> None:
     """Write a bench's results where the runner reads them (nothing if no path was given)."""
     if not path:
         return
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(results, indent=1) + "\n")

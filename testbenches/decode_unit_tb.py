@@ -11,14 +11,12 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
 
 from lnsim.golden import decode_bf16, sigma_star_fixed
 from lnsim.spec import Base, LNSFormat
 from lnsim_testbenches.common import bench_params, write_results
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, StallPattern, StreamDriver, StreamMonitor,
-                                       run_stream)
+                                       run_stream, start_in_reset)
 
 #: sigma_star values: typical, tiny (results flush to zero), large, and awkward mantissas.
 SIGMA_STARS = (1.0, 0.05, 3.7, 2.0**-100, 1000.0, 1.0 / 3.0)
@@ -93,13 +91,7 @@ async def all_codes(dut):
                             "rtl_value": _bf16(g), "golden_value": _bf16(e)})
         return out
 
-    Clock(dut.clk, 10, unit="ns").start()
-    dut.rst.value = 1
-    dut.i__valid.value = 0
-    dut.o__ready.value = 0
-    for _ in range(3):
-        await RisingEdge(dut.clk)
-    dut.rst.value = 0
+    await start_in_reset(dut)
     pending = Pending(batches())
     profile = (1.0, 0.9, 0.5)
     driver = StreamDriver(dut.i__valid, dut.i__payload, dut.i__ready, (dut.sigma_es, dut.sigma_mus), pending,

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from lnsim.files import atomic_write
 from lnsim_testbenches.common import PARAMS_ENV
 
 __all__ = [
@@ -344,9 +345,7 @@ def build_unit(spec, *, lanes: int = 1, waves: bool = False, log_table=None, ant
     text, latency = unit_verilog(spec, lanes=lanes, log_table=log_table, antilog_table=antilog_table)
     build = build_verilog(text, "lnsim_update_unit", waves=waves, log=log)
     memo.parent.mkdir(parents=True, exist_ok=True)
-    tmp = memo.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"directory": str(build.directory), "toplevel": build.toplevel, "latency": latency}))
-    os.replace(tmp, memo)
+    atomic_write(str(memo), json.dumps({"directory": str(build.directory), "toplevel": build.toplevel, "latency": latency}))
     return build, latency
 
 

@@ -18,10 +18,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from cocotb.triggers import FallingEdge, ReadOnly
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 __all__ = ["Beat", "Pending", "StallPattern", "StreamDriver", "StreamMonitor", "InOrderChecker", "Progress",
-           "run_stream"]
+           "run_stream", "start_in_reset"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,3 +281,15 @@ async def run_stream(dut, driver: StreamDriver, monitor: StreamMonitor, checker:
     if latency is not None and latency_seen is not None and latency_seen != latency:
         errors.append(f"latency: first output {latency_seen} cycles after the first input, not {latency}")
     return {"cycles": cycle, "latency_seen": latency_seen, "bubbles": bubbles, "errors": errors, "resent": resent}
+
+
+async def start_in_reset(dut, cycles: int = 3) -> None:
+    """Start a 10 ns clock on ``dut.clk`` and hold ``rst`` for ``cycles`` cycles with both streams idle (input
+    not valid, output not ready); returns with ``rst`` just released."""
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    dut.i__valid.value = 0
+    dut.o__ready.value = 0
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0

@@ -26,7 +26,6 @@ import time
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
 from lnsim import tables
@@ -34,7 +33,7 @@ from lnsim.golden import grad_dtype, update_inplace
 from lnsim.spec import Spec
 from lnsim_testbenches.common import bench_params, write_results
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
-                                       StreamMonitor, run_stream)
+                                       StreamMonitor, run_stream, start_in_reset)
 
 #: Stall profiles: per segment, the probability of valid (driver) and ready (monitor) in a cycle.
 STALLS = {"none": (1.0,), "random": (1.0, 1.0, 0.95, 0.7, 0.3)}
@@ -383,13 +382,7 @@ class Bench:
 
     async def run(self, groups, n_vectors: int, *, stalls: str = "random", resets=()) -> dict:
         dut = self.dut
-        Clock(dut.clk, 10, unit="ns").start()
-        dut.rst.value = 1
-        dut.i__valid.value = 0
-        dut.o__ready.value = 0
-        for _ in range(3):
-            await RisingEdge(dut.clk)
-        dut.rst.value = 0
+        await start_in_reset(dut)
         await RisingEdge(dut.clk)
 
         pending = Pending(self.beats(groups))
