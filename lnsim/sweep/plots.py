@@ -38,6 +38,14 @@ def _save(fig, path: str) -> str:
     return path
 
 
+def _bits_axis(ax) -> None:
+    """Label the x axis as code width, with whole-bit ticks only."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("code width B (bits)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _figure(width: float = 6.4, height: float = 4.2):
     from matplotlib.figure import Figure
 
@@ -57,7 +65,7 @@ def _accuracy_vs_bits(table, title, path):
         ax.axhspan(mean - std, mean + std, color=color, alpha=0.08, linewidth=0)
     for series, (bits, mean, std) in _series_table(table, "test_accuracy").items():
         ax.errorbar(bits, mean, yerr=std, marker="o", markersize=4, capsize=3, label=series)
-    ax.set_xlabel("code width B (bits)")
+    _bits_axis(ax)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
@@ -84,7 +92,7 @@ def _heatmap(table, title, path):
                         color="white" if light else "black")
     ax.set_xticks(range(len(bits)), [str(b) for b in bits])
     ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("code width B (bits)")
+    ax.set_xlabel("code width B (bits)")  # heatmap: one labelled column per width
     ax.set_ylabel("base precision")
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, label="mean test accuracy (%)")
@@ -99,7 +107,7 @@ def _saturation(table, title, path):
         share = [dict(r, share=r[field] / r["weights"]) for r in table if r["weights"]]
         for series, (bits, mean, std) in _series_table(share, "share").items():
             ax.errorbar(bits, mean, yerr=std, marker="o", markersize=4, capsize=3, label=series)
-        ax.set_xlabel("code width B (bits)")
+        _bits_axis(ax)
         ax.set_title(f"codes {label}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("saturated codes after training (% of weights)")
@@ -121,7 +129,7 @@ def write_fidelity_plot(out: str, table: list[dict], *, title: str) -> list[str]
     ax = fig.add_subplot()
     for series, (bits, mean, _) in _series_table(table, "exact").items():
         ax.plot(bits, mean, marker="o", markersize=4, label=series)
-    ax.set_xlabel("code width B (bits)")
+    _bits_axis(ax)
     ax.set_ylabel("rung steps equal to float64 Madam's (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
