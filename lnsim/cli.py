@@ -8,7 +8,7 @@ import math
 import sys
 
 from lnsim.files import atomic_write
-from lnsim.spec import Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
+from lnsim.spec import ONE_RUNG_BUDGET, Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
 
 __all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw", "default_eta_rungs",
            "default_eta_star_rungs", "DEFAULT_ETA0", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR"]
@@ -134,12 +134,8 @@ def _write_json(path: str, payload: dict) -> None:
 
 
 def _precision_row(spec: Spec) -> str:
-    from lnsim.fidelity import ONE_RUNG_BUDGET, precision_budget
-
-    budget = precision_budget(spec)
-    verdict = ("within one rung of float Madam" if budget <= ONE_RUNG_BUDGET
-               else "over the one-rung budget: steps can be 2 or more rungs off float Madam; lower eta_star or raise F, a")
-    return f"estimated worst error {budget:.3g} rungs per step ({verdict})"
+    return (f"estimated worst error {spec.precision_budget:.3g} rungs per step (at most {ONE_RUNG_BUDGET}; "
+            f"this datapath resolves eta_star up to {spec.cfg.max_step_rungs} rungs)")
 
 
 def _cmd_info(args) -> int:
@@ -168,9 +164,7 @@ def _cmd_info(args) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if args.json:
-        from lnsim.fidelity import precision_budget
-
-        _write_json(args.json, {"spec": s, "table_bits": tb, "precision_budget": precision_budget(spec)})
+        _write_json(args.json, {"spec": s, "table_bits": tb})
     return 0
 
 

@@ -19,7 +19,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-__all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec"]
+__all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "ONE_RUNG_BUDGET"]
 
 LN2 = math.log(2.0)
 
@@ -33,6 +33,11 @@ MAX_STEP_RUNGS = 2**22 - 1
 
 #: Relative tolerance when checking that eta and eta_star are whole multiples of eta0.
 RUNG_TOLERANCE = 1e-6
+
+#: Largest :attr:`Spec.precision_budget` (estimated worst error of a rung step, in rungs) a valid spec may
+#: have. Under it every update was found within one rung of float Madam (tests/test_properties.py); the
+#: first failures, two rungs off, appeared at budgets of about 1.5.
+ONE_RUNG_BUDGET = 0.5
 
 
 class SpecError(ValueError):
@@ -292,6 +297,32 @@ class MadamConfig:
         """Mantissa field width of the second-moment state."""
         return self.state_bits - self.state_exp_bits
 
+    @property
+    def ratio_precision(self) -> float:
+        """Relative error of the datapath's ratio ``r * |g| / sqrt(vhat)`` (an empirical model, not a proof).
+
+        ``2**-2a / 4`` (chords of the interpolated log and antilog tables) ``+ 2 * 2**-F`` (log-domain
+        rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16
+        significant bits).
+        """
+        return _ratio_precision(self.grad_format, self.state_man_bits, self.log_frac_bits, self.table_index_bits)
+
+    @property
+    def max_step_rungs(self) -> int:
+        """Largest eta_star, in rungs, this datapath resolves: ``floor(ONE_RUNG_BUDGET / ratio_precision)``
+        (10,810 for the defaults)."""
+        return _reach(self.ratio_precision)
+
+
+def _ratio_precision(grad_format: GradFormat, state_man_bits: int, log_frac_bits: int, table_index_bits: int) -> float:
+    rel = 2.0 ** (-2 * table_index_bits) / 4 + 2 * 2.0**-log_frac_bits + 2 * 2.0**-state_man_bits
+    return rel + (2.0**-16 if grad_format is GradFormat.FLOAT32 else 0.0)
+
+
+def _reach(precision: float) -> int:
+    """Largest step in rungs whose estimated error ``step * precision`` is at most ONE_RUNG_BUDGET."""
+    return math.floor(ONE_RUNG_BUDGET / precision)
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -322,6 +353,8 @@ class Spec:
             )
         _set(self, "eta_rungs", eta_rungs)
         _set(self, "eta_star_rungs", eta_star_rungs)
+        if self.precision_budget > ONE_RUNG_BUDGET:
+            raise SpecError(_precision_message(self))
 
     #: eta / eta0, the rung step for |g/gbar| = 1 (set in __post_init__).
     eta_rungs: int = field(init=False)
@@ -332,6 +365,16 @@ class Spec:
     def clamp_ratio(self) -> float:
         """The paper's clamp on |g / gbar|: eta_star / eta."""
         return self.eta_star_rungs / self.eta_rungs
+
+    @property
+    def precision_budget(self) -> float:
+        """Estimated worst error of a rung step, in rungs: ``eta_star_rungs * cfg.ratio_precision``.
+
+        A step is at most eta_star_rungs (the clamp) whatever the step's eta, so this bounds every step of a
+        learning-rate schedule. Valid specs keep it at most :data:`ONE_RUNG_BUDGET` (0.0037 for the
+        defaults), where every update is within one rung of float Madam (docs/datapath.md, "Precision").
+        """
+        return self.eta_star_rungs * self.cfg.ratio_precision
 
     @property
     def state_exp_max(self) -> int:
@@ -390,6 +433,8 @@ class Spec:
             "eta_rungs": self.eta_rungs,
             "eta_star_rungs": self.eta_star_rungs,
             "clamp_ratio": self.clamp_ratio,
+            "precision_budget": self.precision_budget,
+            "max_step_rungs": c.max_step_rungs,
             "beta": c.beta,
             "state_exp_bits": c.state_exp_bits,
             "state_man_bits": c.state_man_bits,
@@ -397,6 +442,32 @@ class Spec:
             "packed_dtype": f.packed_dtype,
             "table_bits": self.table_bits(),
         }
+
+
+def _finest_fit(spec: Spec) -> tuple[int, int] | None:
+    """The (log_frac_bits, table_index_bits) with the smallest tables (fewest entries, then narrowest) that
+    resolves spec's eta_star, or None."""
+    c = spec.cfg
+    fits = [
+        (a, F)
+        for F in range(8, 21)
+        for a in range(3, min(12, F + 1) + 1)
+        if spec.eta_star_rungs <= _reach(_ratio_precision(c.grad_format, c.state_man_bits, F, a))
+    ]
+    return min(fits)[::-1] if fits else None
+
+
+def _precision_message(spec: Spec) -> str:
+    c = spec.cfg
+    fit = _finest_fit(spec)
+    fix = (f"or use log_frac_bits={fit[0]}, table_index_bits={fit[1]}" if fit is not None
+           else "(no log_frac_bits/table_index_bits reach it with this state and gradient format)")
+    return (
+        f"eta_star must be at most {c.max_step_rungs} rungs for log_frac_bits={c.log_frac_bits}, "
+        f"table_index_bits={c.table_index_bits}, state_bits={c.state_bits}, grad_format={c.grad_format.value!r} "
+        f"(larger steps can be 2+ rungs off float Madam: docs/datapath.md, \"Precision\"), not {c.eta_star!r} "
+        f"({spec.eta_star_rungs} rungs); lower eta_star {fix}"
+    )
 
 
 def _whole_rungs(name: str, value: float, fmt: LNSFormat) -> int:

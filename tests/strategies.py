@@ -80,13 +80,14 @@ SLOW_DATAPATHS = _slow_datapaths()
 
 
 def datapaths(kind: str = "full"):
-    """A valid datapath: ``"full"`` any, ``"slow"`` one of :data:`SLOW_DATAPATHS`, ``"default"`` one of
+    """A valid datapath: ``"full"`` any (half the draws from :data:`DEFAULT_DATAPATHS`), ``"slow"`` one of :data:`SLOW_DATAPATHS`, ``"default"`` one of
     :data:`DEFAULT_DATAPATHS`."""
     if kind == "default":
         return st.sampled_from(DEFAULT_DATAPATHS)
     if kind == "slow":
         return st.sampled_from(SLOW_DATAPATHS)
-    return st.sampled_from(all_datapaths())
+    # The corners (DEFAULT_DATAPATHS) are a few in 44,888: draw them often enough to be seen.
+    return st.one_of(st.sampled_from(all_datapaths()), st.sampled_from(DEFAULT_DATAPATHS))
 
 
 def max_natural_eta0(bits: int) -> float:
@@ -137,7 +138,7 @@ def rung_limits(fmt: LNSFormat, max_star: int | None = None) -> tuple[int, int]:
 
 
 def _spread_int(lo: int, hi: int):
-    """Integers in lo..hi, often small (a tenth of the draws log-uniform): step sizes span 1 .. 2**22."""
+    """Integers in lo..hi, often small (a tenth of the draws log-uniform): step sizes span 1 .. the datapath's reach."""
     if hi - lo < 64:
         return st.integers(lo, hi)
     log_uniform = st.floats(0.0, math.log(hi - lo + 1)).map(lambda u: min(hi, lo + int(math.exp(u)) - 1))
@@ -147,19 +148,21 @@ def _spread_int(lo: int, hi: int):
 @st.composite
 def specs(draw, kind: str = "full", fmts=None, max_star: int | None = None, max_eta: int | None = None,
           datapath=None) -> Spec:
-    """A valid Spec: format from ``fmts`` (default :func:`formats`), eta and eta_star in whole rungs,
-    bias correction on or off, datapath from ``datapath`` (default :func:`datapaths` of ``kind``).
+    """A valid Spec: format from ``fmts`` (default :func:`formats`), datapath from ``datapath`` (default
+    :func:`datapaths` of ``kind``), eta and eta_star in whole rungs up to what the format and the datapath's
+    precision allow (:attr:`MadamConfig.max_step_rungs`), bias correction on or off.
 
-    ``max_star`` / ``max_eta`` cap eta_star_rungs / eta_rungs (e.g. fidelity.measure needs
+    ``max_star`` / ``max_eta`` cap eta_star_rungs / eta_rungs further (e.g. fidelity.measure needs
     eta_star_rungs <= code_max // 2).
     """
     fmt = draw(fmts if fmts is not None else formats())
-    eta_hi, star_hi = rung_limits(fmt, max_star)
+    dp = draw(datapath if datapath is not None else datapaths(kind))
+    reach = MadamConfig(**dp._asdict()).max_step_rungs
+    eta_hi, star_hi = rung_limits(fmt, reach if max_star is None else min(max_star, reach))
     if max_eta is not None:
         eta_hi = min(eta_hi, max_eta)
     eta_rungs = draw(_spread_int(1, eta_hi))
     star_rungs = draw(_spread_int(eta_rungs, star_hi))
-    dp = draw(datapath if datapath is not None else datapaths(kind))
     cfg = MadamConfig.from_rungs(fmt, eta_rungs, star_rungs, bias_correction=draw(st.booleans()), **dp._asdict())
     return Spec(fmt, cfg)
 

@@ -22,6 +22,9 @@ CLI = [
     *[([cmd, "--bits", "25"], r"bits must be an integer in 2\.\.24, not 25") for cmd in ("train", "verilog", "verify", "synth")],
     (["info", "--eta", "0.0105"], r"eta must be a whole multiple of eta0=0\.001, not 0\.0105"),
     (["info", "--eta-star", "0.005"], r"eta_star must be at least eta=0\.01, not 0\.005"),
+    (["info", "--bits", "16", "--eta-star", "12"], r"eta_star must be at most 10810 rungs for log_frac_bits=16, table_index_bits=7, "
+     r"state_bits=32, grad_format='bfloat16' .*not 12\.0 \(12000 rungs\); lower eta_star or use log_frac_bits=17, "
+     r"table_index_bits=7"),
     (["info", "--eta0", "-0.001"], r"eta0 must be a finite number in \(0, 1\], not -0\.001"),
     (["info", "--eta0", "nan"], r"eta0 must be a finite number in \(0, 1\], not nan"),
     (["info", "--bits", "16", "--eta0", "0.01"], r"gives a ladder 655\.35 nepers deep"),

@@ -65,7 +65,16 @@ def test_console_script_runs_without_traceback():
 
 def test_info_shows_the_precision_budget(capsys):
     assert main(["info"]) == 0
-    assert "step precision   estimated worst error 0.0037 rungs per step (within one rung of float Madam)" in capsys.readouterr().out
-    argv = ["info", "--bits", "24", "--eta0", "0.000004", "--eta-rungs", "10000", "--eta-star-rungs", "320000"]
-    assert main(argv) == 0
-    assert "estimated worst error 14.8 rungs per step (over the one-rung budget" in capsys.readouterr().out
+    assert ("step precision   estimated worst error 0.0037 rungs per step (at most 0.5; this datapath resolves "
+            "eta_star up to 10810 rungs)") in capsys.readouterr().out
+
+
+def test_info_refuses_a_step_the_datapath_cannot_resolve(capsys):
+    argv = ["info", "--bits", "24", "--eta0", "0.000004", "--eta-rungs", "10000", "--eta-star-rungs", "80000"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "eta_star must be at most 10810 rungs for log_frac_bits=16, table_index_bits=7" in err
+    assert "not 0.32 (80000 rungs); lower eta_star or use log_frac_bits=20, table_index_bits=8" in err
+    assert main(argv + ["--log-frac-bits", "20", "--table-index-bits", "8"]) == 0
+    assert "estimated worst error 0.496 rungs per step (at most 0.5; this datapath resolves eta_star up to 80659" in capsys.readouterr().out

@@ -50,7 +50,7 @@ CONFIGS = [
 #: Slow configurations (``-m slow``): more B, both bases, lanes 1 and 4.
 SLOW_CONFIGS = CONFIGS + [
     ("B14-natural-bf16-s1-x1", Spec(LNSFormat(bits=14, eta0=0.002),
-                                    MadamConfig(eta=0.002, eta_star=0.5, beta_shift=1, state_bits=20,
+                                    MadamConfig(eta=0.002, eta_star=0.1, beta_shift=1, state_bits=20,
                                                 log_frac_bits=8, table_index_bits=9)), 1, 300_000, True),
     ("B6-pow2-bf16-x4", _pow2(6, 2, 2, 40, table_index_bits=3), 4, 1_000_000, True),
     ("B12-pow2-fp32-x4", _pow2(12, 10, 15, 120, grad_format="float32", beta_shift=14), 4, 1_000_000, False),

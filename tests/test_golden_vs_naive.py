@@ -18,7 +18,7 @@ SPECS = [
     Spec(B12, MadamConfig(grad_format="float16", beta_shift=16)),
     Spec(B12, MadamConfig(grad_format="float32", beta_shift=1, state_bits=28)),
     Spec(B12, MadamConfig(bias_correction=False, log_frac_bits=20, table_index_bits=12)),
-    Spec(B12, MadamConfig(log_frac_bits=8, table_index_bits=3)),
+    Spec(B12, MadamConfig(eta=0.005, eta_star=0.04, log_frac_bits=8, table_index_bits=3)),
     Spec(LNSFormat(bits=4, eta0=0.25), MadamConfig(eta=0.25, eta_star=1.5)),
     Spec(LNSFormat(bits=16, eta0=0.001), MadamConfig(eta=0.005, eta_star=0.04)),
     Spec(POW2, MadamConfig.from_rungs(POW2, 15, 120)),

@@ -376,9 +376,11 @@ def test_random_steps_bias_correction_window():
 @pytest.mark.parametrize(
     "cfg",
     [
-        MadamConfig(grad_format="float16", beta_shift=1, state_bits=16, log_frac_bits=8, table_index_bits=3),
+        MadamConfig(eta=0.005, eta_star=0.03, grad_format="float16", beta_shift=1, state_bits=16, log_frac_bits=8,
+                    table_index_bits=3),
         MadamConfig(beta_shift=14, log_frac_bits=20, table_index_bits=12),
-        MadamConfig(grad_format="float32", beta_shift=2, state_bits=20, log_frac_bits=8, table_index_bits=9),
+        MadamConfig(eta_star=0.04, grad_format="float32", beta_shift=2, state_bits=20, log_frac_bits=8,
+                    table_index_bits=9),
     ],
 )
 def test_range_claims_hold_on_random_valid_states(cfg):

@@ -29,9 +29,9 @@ SPECS = {
     "float32-s14": Spec(B12, MadamConfig(grad_format="float32", beta_shift=14)),
     "float32-s1-state28": Spec(B12, MadamConfig(grad_format="float32", beta_shift=1, state_bits=28)),
     "pow2": Spec(POW2, MadamConfig.from_rungs(POW2, 15, 120)),
-    "F8-a3": Spec(B12, MadamConfig(log_frac_bits=8, table_index_bits=3)),
+    "F8-a3": Spec(B12, MadamConfig(eta=0.005, eta_star=0.04, log_frac_bits=8, table_index_bits=3)),
     "F20-a12-nobc": Spec(B12, MadamConfig(log_frac_bits=20, table_index_bits=12, bias_correction=False)),
-    "F8-a9-s1": Spec(B12, MadamConfig(log_frac_bits=8, table_index_bits=9, beta_shift=1)),
+    "F8-a9-s1": Spec(B12, MadamConfig(eta_star=0.06, log_frac_bits=8, table_index_bits=9, beta_shift=1)),
 }
 
 
