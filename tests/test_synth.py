@@ -1,4 +1,5 @@
-"""lnsim synth: the parsers on captured tool output, one small iCE40 run, and a tool failure."""
+"""lnsim synth: the parsers on captured tool output, the ECP5 multiplier packing, small iCE40 and ECP5 runs, and a
+tool failure."""
 
 from __future__ import annotations
 
@@ -210,3 +211,77 @@ def test_harness_ports_are_the_units_full_widths(unit, lanes, widths):
     spec = Spec(LNSFormat(bits=8, eta0=0.001))
     _, ports = synth._netlist(synth._unit(unit, spec, lanes), "u")
     assert {n: w for n, w, _ in ports if n in widths} == widths
+
+
+def _mult_netlist():
+    """A MULT18X18D whose operands come from flip-flops ``fa``, ``fb`` and whose product bits P0, P1 go to the
+    plain flip-flops ``f0``, ``f1`` (clock net 1, enable net 2); a LUT reads the flip-flops' outputs."""
+    plain = dict(synth._PLAIN_FF)
+
+    def ff(d, q, **params):
+        return {"type": "TRELLIS_FF", "parameters": {**plain, **params},
+                "port_directions": {"CLK": "input", "CE": "input", "LSR": "input", "DI": "input", "Q": "output"},
+                "connections": {"CLK": [1], "CE": [2], "LSR": ["0"], "DI": [d], "Q": [q]}}
+
+    mult = {"type": "MULT18X18D", "parameters": {}, "port_directions": {}, "connections": {}}
+    for i in range(18):
+        for x, bit in (("A", 5 if i == 0 else "0"), ("B", 6 if i == 0 else "0")):
+            mult["port_directions"][f"{x}{i}"], mult["connections"][f"{x}{i}"] = "input", [bit]
+    for i in range(36):
+        mult["port_directions"][f"P{i}"], mult["connections"][f"P{i}"] = "output", [10 + i]
+    lut = {"type": "LUT4", "parameters": {}, "port_directions": {"A": "input", "B": "input", "Z": "output"},
+           "connections": {"A": [50], "B": [51], "Z": [60]}}
+    cells = {"m": mult, "fa": ff(3, 5), "fb": ff(4, 6), "f0": ff(10, 50), "f1": ff(11, 51), "lut": lut}
+    return {"modules": {"u": {"ports": {"z": {"direction": "output", "bits": [60]}}, "cells": cells}}}
+
+
+def test_pack_mult_output_registers_moves_the_product_register_into_the_multiplier():
+    netlist = _mult_netlist()
+    assert synth.pack_mult_output_registers(netlist, "u") == {"mults": 1, "ffs": 2}
+    cells = netlist["modules"]["u"]["cells"]
+    assert set(cells) == {"m", "fa", "fb", "lut"}
+    m = cells["m"]
+    assert m["connections"]["P0"] == [50] and m["connections"]["P1"] == [51] and m["connections"]["P2"] == [12]
+    assert (m["connections"]["CLK0"], m["connections"]["CE0"], m["connections"]["RST0"]) == ([1], [2], ["0"])
+    assert m["parameters"] == {"REG_OUTPUT_CLK": "CLK0", "REG_OUTPUT_CE": "CE0", "REG_OUTPUT_RST": "RST0",
+                               "GSR": "DISABLED"}
+    assert all(m["port_directions"][p] == "input" for p in ("CLK0", "CE0", "RST0"))
+
+
+def _no_fa(cells):
+    cells["m"]["connections"]["A0"] = [60]  # an operand from the LUT, not a flip-flop
+
+
+def _reset(cells):
+    cells["f1"]["parameters"]["SRMODE"] = "LSR_OVER_CE"
+    cells["f1"]["connections"]["LSR"] = [7]
+
+
+def _second_reader(cells):
+    cells["lut"]["connections"]["B"] = [10]  # P0 read by the LUT too
+
+
+def _other_enable(cells):
+    cells["f1"]["connections"]["CE"] = [8]
+
+
+@pytest.mark.parametrize("change", [_no_fa, _reset, _second_reader, _other_enable])
+def test_pack_mult_output_registers_leaves_other_multipliers(change):
+    netlist = _mult_netlist()
+    change(netlist["modules"]["u"]["cells"])
+    before = json.loads(json.dumps(netlist))
+    assert synth.pack_mult_output_registers(netlist, "u") == {"mults": 0, "ffs": 0}
+    assert netlist == before
+
+
+def test_madam_lane_on_ecp5_packs_its_multipliers(tmp_path):
+    """Real tools: each of the unit's MULT18X18D product registers goes into its multiplier; the reported
+    flip-flops are those left in the fabric."""
+    spec = Spec(LNSFormat(bits=8, eta0=0.001))
+    r = synth.synthesize(spec, target="ecp5-25k", workdir=str(tmp_path), timeout=900)
+    packed = r["packed_mult_registers"]
+    assert packed["mults"] == r["dsps"] == 3 and packed["ffs"] > 3 * 8
+    assert r["ffs"] == r["cells"]["TRELLIS_FF"]
+    netlist = json.loads((tmp_path / "packed.json").read_text())
+    mults = [c for c in netlist["modules"]["lnsim_update_unit"]["cells"].values() if c["type"] == "MULT18X18D"]
+    assert [c["parameters"]["REG_OUTPUT_CLK"] for c in mults] == ["CLK0"] * 3
