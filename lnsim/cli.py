@@ -8,7 +8,7 @@ import math
 import sys
 
 from lnsim.files import atomic_write
-from lnsim.spec import ONE_RUNG_BUDGET, Base, GradFormat, LNSFormat, MadamConfig, Spec, SpecError
+from lnsim.spec import ONE_RUNG_BUDGET, Base, LNSFormat, MadamConfig, Spec, SpecError, check_int
 
 __all__ = ["main", "spec_options", "spec_from_args", "int_or_raw", "float_or_raw", "default_eta_rungs",
            "default_eta_star_rungs", "DEFAULT_ETA0", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR"]
@@ -121,9 +121,7 @@ def spec_from_args(args) -> Spec:
 
 
 def _rungs_to_value(name: str, rungs, fmt: LNSFormat) -> float:
-    if isinstance(rungs, bool) or not isinstance(rungs, int) or rungs < 1:
-        raise SpecError(f"{name} must be an integer >= 1, not {rungs!r}")
-    return rungs * fmt.eta0
+    return check_int(name, rungs, 1) * fmt.eta0
 
 
 def _write_json(path: str, payload: dict) -> None:
@@ -168,14 +166,8 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _check_int_option(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise SpecError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
-    return value
-
-
 def _hardware(args) -> tuple[Spec, int]:
-    return spec_from_args(args), _check_int_option("lanes", args.lanes, 1, _MAX_LANES)
+    return spec_from_args(args), check_int("lanes", args.lanes, 1, _MAX_LANES)
 
 
 def _cmd_verilog(args) -> int:
@@ -236,8 +228,8 @@ class _ProgressLine:
 
 def _cmd_verify(args) -> int:
     spec, lanes = _hardware(args)
-    vectors = _check_int_option("vectors", args.vectors, 1, 10**9)
-    seed = _check_int_option("seed", args.seed, 0, 2**63 - 1)
+    vectors = check_int("vectors", args.vectors, 1, 10**9)
+    seed = check_int("seed", args.seed, 0, 2**63 - 1)
     from lnsim_testbenches import runner, verify
 
     if args.inject_fault:

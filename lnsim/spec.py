@@ -19,7 +19,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 
-__all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "ONE_RUNG_BUDGET"]
+__all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "ONE_RUNG_BUDGET", "check_int", "check_enum"]
 
 LN2 = math.log(2.0)
 
@@ -86,9 +86,12 @@ class GradFormat(enum.Enum):
         return 2**self.exp_bits - 1
 
 
-def _check_int(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= value <= hi:
-        raise SpecError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+def check_int(name: str, value, lo: int, hi: int | None = None, *, note: str = "") -> int:
+    """``value`` as an int if it is an integer (not a bool) in ``lo..hi`` (``hi=None``: no upper bound), else a
+    SpecError naming ``name``, the allowed range (followed by ``note``, e.g. " (the step count)") and ``value``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
+        allowed = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
+        raise SpecError(f"{name} must be an integer {allowed}{note}, not {value!r}")
     return int(value)
 
 
@@ -144,7 +147,7 @@ class LNSFormat:
     frac_bits: int | None = None
 
     def __post_init__(self):
-        _set(self, "bits", _check_int("bits", self.bits, 2, 24))
+        _set(self, "bits", check_int("bits", self.bits, 2, 24))
         _set(self, "base", check_enum("base", self.base, Base))
         if self.base is Base.NATURAL:
             if self.frac_bits is not None:
@@ -153,7 +156,7 @@ class LNSFormat:
                 raise SpecError("eta0 must be given for base='natural' (a finite number in (0, 1])")
             _set(self, "eta0", _check_positive("eta0", self.eta0, 1.0))
         else:
-            m = _check_int("frac_bits", self.frac_bits, 0, 16)
+            m = check_int("frac_bits", self.frac_bits, 0, 16)
             _set(self, "frac_bits", m)
             eta0 = LN2 / 2**m
             if self.eta0 is not None and not math.isclose(self.eta0, eta0, rel_tol=RUNG_TOLERANCE):
@@ -249,12 +252,12 @@ class MadamConfig:
         _set(self, "eta_star", _check_positive("eta_star", self.eta_star, 16.0))
         if self.eta_star < self.eta:
             raise SpecError(f"eta_star must be at least eta={self.eta!r}, not {self.eta_star!r}")
-        _set(self, "beta_shift", _check_int("beta_shift", self.beta_shift, 1, 16))
+        _set(self, "beta_shift", check_int("beta_shift", self.beta_shift, 1, 16))
         if not isinstance(self.bias_correction, bool):
             raise SpecError(f"bias_correction must be True or False, not {self.bias_correction!r}")
         _set(self, "grad_format", check_enum("grad_format", self.grad_format, GradFormat))
-        _set(self, "log_frac_bits", _check_int("log_frac_bits", self.log_frac_bits, 8, 20))
-        _set(self, "table_index_bits", _check_int("table_index_bits", self.table_index_bits, 3, 12))
+        _set(self, "log_frac_bits", check_int("log_frac_bits", self.log_frac_bits, 8, 20))
+        _set(self, "table_index_bits", check_int("table_index_bits", self.table_index_bits, 3, 12))
         if self.table_index_bits > self.log_frac_bits + 1:
             raise SpecError(
                 f"table_index_bits must be at most log_frac_bits + 1 = {self.log_frac_bits + 1}, "
@@ -267,7 +270,7 @@ class MadamConfig:
                 f"{self.grad_format.value!r} (the 32-bit state needs a {self.state_exp_bits}-bit exponent and a "
                 f"mantissa of beta_shift + 8 bits), not {self.beta_shift!r}"
             )
-        _set(self, "state_bits", _check_int("state_bits", self.state_bits, lo, 32))
+        _set(self, "state_bits", check_int("state_bits", self.state_bits, lo, 32))
 
     @classmethod
     def from_rungs(cls, fmt: LNSFormat, eta_rungs: int = 10, eta_star_rungs: int = 80, **kwargs) -> "MadamConfig":
@@ -275,8 +278,8 @@ class MadamConfig:
 
         Convenient for ``base="pow2"``, where eta0 = ln2/2**m is not a round decimal.
         """
-        eta_rungs = _check_int("eta_rungs", eta_rungs, 1, MAX_STEP_RUNGS)
-        eta_star_rungs = _check_int("eta_star_rungs", eta_star_rungs, 1, MAX_STEP_RUNGS)
+        eta_rungs = check_int("eta_rungs", eta_rungs, 1, MAX_STEP_RUNGS)
+        eta_star_rungs = check_int("eta_star_rungs", eta_star_rungs, 1, MAX_STEP_RUNGS)
         return cls(eta=eta_rungs * fmt.eta0, eta_star=eta_star_rungs * fmt.eta0, **kwargs)
 
     @property

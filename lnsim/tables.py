@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from lnsim.spec import Base, LNSFormat, Spec, SpecError
+from lnsim.spec import Base, LNSFormat, Spec, check_int
 
 __all__ = [
     "ANTILOG_FRAC_BITS",
@@ -77,11 +77,8 @@ def log_eta_term(spec: Spec, eta_rungs: int | None = None) -> int:
     """
     if eta_rungs is None:
         eta_rungs = spec.eta_rungs
-    if isinstance(eta_rungs, bool) or not isinstance(eta_rungs, (int, np.integer)) or not (
-        1 <= eta_rungs <= spec.eta_star_rungs
-    ):
-        raise SpecError(f"eta_rungs must be an integer in 1..{spec.eta_star_rungs} (eta_star_rungs), not {eta_rungs!r}")
-    return _round(2.0**spec.cfg.log_frac_bits * 2.0 * math.log2(int(eta_rungs)))
+    eta_rungs = check_int("eta_rungs", eta_rungs, 1, spec.eta_star_rungs, note=" (eta_star_rungs)")
+    return _round(2.0**spec.cfg.log_frac_bits * 2.0 * math.log2(eta_rungs))
 
 
 def bias_correction_term(spec: Spec, t: int) -> int:
@@ -89,8 +86,7 @@ def bias_correction_term(spec: Spec, t: int) -> int:
 
     Subtracting it from log2(g**2 / v) divides v by 1 - beta**t, as the authors' code does.
     """
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 1:
-        raise SpecError(f"t must be an integer >= 1 (the step count), not {t!r}")
+    t = check_int("t", t, 1, note=" (the step count)")
     if not spec.cfg.bias_correction:
         return 0
     s = spec.cfg.beta_shift

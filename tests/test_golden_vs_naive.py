@@ -9,7 +9,7 @@ import pytest
 from naive import naive_decode_bf16, naive_log_bc, naive_log_eta, naive_sigma_star, naive_tables, naive_update
 
 from lnsim import LNSFormat, MadamConfig, Spec, decode_bf16, grad_to_bits, tables
-from lnsim.golden import grad_dtype, sigma_star_fixed, update_inplace
+from lnsim.golden import sigma_star_fixed, update_inplace
 
 B12 = LNSFormat(bits=12, eta0=0.001)
 POW2 = LNSFormat(bits=12, base="pow2", frac_bits=10)

@@ -9,7 +9,7 @@ import numpy as np
 from lnsim import tables
 from lnsim.codecs import check_codes, check_sigma_star, decode, encode, grad_to_bits
 from lnsim.golden.datapath import decode_bf16, update_inplace
-from lnsim.spec import LNSFormat, MadamConfig, Spec, SpecError
+from lnsim.spec import LNSFormat, MadamConfig, Spec, SpecError, check_int
 
 __all__ = ["GoldenMadam", "StepStats"]
 
@@ -65,9 +65,7 @@ class GoldenMadam:
                     f"when the exponent is >= 1; docs/datapath.md stage 2), not {word:#x}"
                 )
         self.state = np.ascontiguousarray(state).copy()
-        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t < 0:
-            raise SpecError(f"t must be an integer >= 0, not {t!r}")
-        self.t = int(t)
+        self.t = check_int("t", t, 0)
 
     @classmethod
     def from_weights(cls, w0, fmt: LNSFormat, cfg: MadamConfig | None = None, sigma_star: float | None = None):

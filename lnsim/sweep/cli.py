@@ -11,6 +11,7 @@ import os
 import sys
 
 from lnsim.cli import float_or_raw, int_or_raw
+from lnsim.spec import check_int
 from lnsim.sweep.grid import AXES, Grid, read_grid_file
 from lnsim.sweep.runner import BACKENDS
 
@@ -99,12 +100,6 @@ def _options(args) -> dict:
     return options
 
 
-def _whole(name: str, value, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
-    return value
-
-
 def run_sweep(args, *, on_record=None) -> int:
     """Run ``lnsim sweep`` with parsed arguments; return the exit status (0 done, 130 interrupted, 1 a worker died).
 
@@ -135,8 +130,8 @@ def run_sweep(args, *, on_record=None) -> int:
         tasks = plan_fidelity(points, elements=o["elements"], steps=o["steps"], seed=o["seed"])
         what = f"{len(tasks)} fidelity runs ({o['elements']:,} elements x {o['steps']} steps)"
     else:
-        n_seeds = _whole("seeds", o["seeds"], 1, 1000)
-        first = _whole("seed", o["seed"], 0, 2**63 - 1000)
+        n_seeds = check_int("seeds", o["seeds"], 1, 1000)
+        first = check_int("seed", o["seed"], 0, 2**63 - 1000)
         if not isinstance(o["reference"], bool):
             raise ValueError(f"reference must be true or false, not {o['reference']!r}")
         train_options = {name: o[name] for name in TRAIN_DEFAULTS}

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from lnsim.cli import DEFAULT_ETA0, default_eta_rungs, default_eta_star_rungs, spec_from_args
-from lnsim.spec import LN2, Base, LNSFormat, Spec, SpecError
+from lnsim.spec import LN2, Base, LNSFormat, Spec, SpecError, check_int
 
 __all__ = ["AXES", "DEFAULT_AXES", "Grid", "Point", "parse_axis", "read_grid_file", "point_spec_args", "eta0_for_range"]
 
@@ -210,8 +210,7 @@ def point_spec_args(values: dict, step_limit: str = "ladder") -> argparse.Namesp
         raise SpecError("give eta0 or dynamic_range, not both")
     if "frac_bits" in values and "dynamic_range" in values:
         raise SpecError("give frac_bits or dynamic_range, not both")
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 24:
-        raise SpecError(f"bits must be an integer in 2..24, not {bits!r}")
+    check_int("bits", bits, 2, 24)
     eta0, frac_bits = v.get("eta0"), v.get("frac_bits")
     if base == Base.POW2.value:
         if "eta0" in values:

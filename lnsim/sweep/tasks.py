@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 import lnsim
-from lnsim.spec import Spec
+from lnsim.spec import Spec, check_int
 
 __all__ = ["RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
            "REFERENCE_SERIES", "is_reference"]
@@ -157,9 +157,7 @@ def plan_training(points, train_options: dict, seeds, *, reference: bool = True)
 def plan_fidelity(points, *, elements: int, steps: int, seed: int) -> list[Task]:
     """One fidelity task per point: :func:`lnsim.fidelity.measure` with ``elements`` x ``steps`` updates."""
     for name, value, hi in (("elements", elements, 10**8), ("steps", steps, 10**6), ("seed", seed, 2**63 - 1)):
-        lo = 0 if name == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise ValueError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+        check_int(name, value, 0 if name == "seed" else 1, hi)
     return [_new_task("fidelity", {"spec": p.spec.to_dict(), "elements": elements, "steps": steps, "seed": seed},
                       {"series": p.series, **_spec_fields(p.spec), "elements": elements, "steps": steps, "seed": seed})
             for p in points]

@@ -14,6 +14,7 @@ import math
 import sys
 
 from lnsim.cli import float_or_raw, int_or_raw
+from lnsim.spec import check_int
 from lnsim.train.data import BUNDLED, DEFAULT_TEST_SIZE
 from lnsim.train.optim import INITS, OPTIMIZERS
 
@@ -100,10 +101,8 @@ def config_from_args(args):
         raise ValueError(f"dataset must be one of {', '.join(BUNDLED)}, not {dataset!r} (use --data FILE.npz for files)")
     n_seeds = _number("seeds", a.seeds, int)
     first = _number("seed", a.seed, int)
-    if not 1 <= n_seeds <= 1000:
-        raise ValueError(f"seeds must be an integer in 1..1000, not {n_seeds!r}")
-    if first < 0:
-        raise ValueError(f"seed must be an integer >= 0, not {first!r}")
+    check_int("seeds", n_seeds, 1, 1000)
+    check_int("seed", first, 0)
     return TrainConfig(
         spec=spec, optimizer=a.optimizer, dataset=dataset, hidden=_hidden(a.hidden),
         epochs=_number("epochs", a.epochs, int), batch_size=_number("batch_size", a.batch_size, int),
@@ -128,9 +127,7 @@ def run_train(args) -> int:
     from lnsim.train.runner import train
 
     config = config_from_args(args)
-    threads = _number("threads", args.threads, int)
-    if not 1 <= threads <= 256:
-        raise ValueError(f"threads must be an integer in 1..256, not {threads!r}")
+    threads = check_int("threads", _number("threads", args.threads, int), 1, 256)
     resume = checkpoint.load(args.resume) if args.resume else None
     result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads)
     summary = summarise(result)

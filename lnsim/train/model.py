@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from lnsim.spec import check_int
+
 __all__ = ["MLP"]
 
 
@@ -30,8 +32,7 @@ class MLP:
 
     def __init__(self, n_in: int, hidden, n_out: int):
         for name, v in (("n_in", n_in), ("n_out", n_out)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, not {v!r}")
+            check_int(name, v, 1)
         hidden = tuple(hidden)
         for h in hidden:
             if isinstance(h, bool) or not isinstance(h, numbers.Integral) or not 1 <= h <= 65536:

@@ -10,15 +10,10 @@ the same ``rungs * eta0``; Adam and SGD scale their learning rate by ``rungs / s
 from __future__ import annotations
 
 import math
-import numbers
+
+from lnsim.spec import check_int
 
 __all__ = ["PlateauSchedule"]
-
-
-def _check_int(name, value, lo):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, not {value!r}")
-    return int(value)
 
 
 class PlateauSchedule:
@@ -39,9 +34,9 @@ class PlateauSchedule:
     """
 
     def __init__(self, start_rungs: int, *, factor: int = 2, patience: int | None = 10, threshold: float = 1e-3):
-        self.start_rungs = _check_int("start_rungs", start_rungs, 1)
-        self.factor = _check_int("decay_factor", factor, 2)
-        self.patience = None if patience is None else _check_int("patience", patience, 1)
+        self.start_rungs = check_int("start_rungs", start_rungs, 1)
+        self.factor = check_int("decay_factor", factor, 2)
+        self.patience = None if patience is None else check_int("patience", patience, 1)
         if not (isinstance(threshold, float) and 0.0 <= threshold < 1.0):
             raise ValueError(f"threshold must be a number in [0, 1), not {threshold!r}")
         self.threshold = threshold
