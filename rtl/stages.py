@@ -2,9 +2,9 @@
 
 Each stage is a small :class:`wiring.Component` whose port names are the variable names of
 docs/datapath.md and of :func:`lnsim.golden.update_trace`, so each can be checked alone against the golden
-model's intermediate values. Stages 2-4 are each a chain of smaller parts (:func:`ema_parts`,
-:func:`log_ratio_parts`, :func:`rung_step_parts`): the stage component chains them combinationally (the
-reference), :class:`~lnsim_rtl.UpdateUnit` with a pipeline register after each.
+model's intermediate values. Stages 1-4 are each a chain of smaller parts (:func:`unpack_parts`,
+:func:`ema_parts`, :func:`log_ratio_parts`, :func:`rung_step_parts`): the stage component chains them
+combinationally (the reference), :class:`~lnsim_rtl.UpdateUnit` with a pipeline register after each.
 
 Widths follow the "Bit widths" table of docs/datapath.md; a value that can be negative is signed. One is
 wider than that table, so that no port value can overflow: ``Y`` is signed F + 9 (the table's F + 8 holds
@@ -30,7 +30,7 @@ from ._util import check_table, clamp, pipeline
 __all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorSelect", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
            "UnpackClassify", "UnpackNormalise", "unpack_parts",
            "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaHalve", "EmaSum", "EmaNorm", "ema_parts",
-           "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioSum", "log_ratio_parts",
+           "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioClamp", "LogRatioSum", "log_ratio_parts",
            "RungStep", "RungStepScalars", "RungStepSum", "RungStepLookup", "RungStepShift", "RungStepRound", "rung_step_parts",
            "SaturatingAdd", "Widths"]
 
@@ -615,11 +615,12 @@ def _reference(comp: wiring.Component, parts: list) -> Module:
 
 
 class LogRatioLookup(wiring.Component):
-    """Stage 3, part a: the exponent difference ``I`` and the two log tables' reads.
+    """Stage 3, part a: the exponent difference and its clamp's comparisons, and the two log tables' reads.
 
     Inputs as :class:`LogRatio`, with ``eg``, ``eg_lo``, ``eg_hi`` (:class:`LogRatioExp`) for ``en`` and ``fv``
-    (:class:`LogRatioIndex`) for ``Sm`` and ``zero``; outputs ``I`` (signed 8, clamped to -64..64) and the
-    :class:`InterpolatorLookup` outputs of the gradient's log unit (prefixed ``g_``: ``g_t0_0``, ``g_d_0``, ...,
+    (:class:`LogRatioIndex`) for ``Sm`` and ``zero``; outputs ``I_diff`` (``eg - Em``, its low 8 bits: exact
+    where the clamp passes it), ``I_min`` (``eg - Em < -64``), ``I_max`` (``eg - Em > 64``), which
+    :class:`LogRatioClamp` turns into ``I``, and the :class:`InterpolatorLookup` outputs of the gradient's log unit (prefixed ``g_``: ``g_t0_0``, ``g_d_0``, ...,
     ``g_sel``, ``g_l``) and of the state's (prefixed ``v_``). Combinational (latency 0).
     """
 
@@ -634,7 +635,7 @@ class LogRatioLookup(wiring.Component):
         ports = {
             "S16": In(16), "eg": In(_eg_shape(w)), "eg_lo": In(signed(_eg_shape(w).width + 1)),
             "eg_hi": In(signed(_eg_shape(w).width + 1)), "Em": In(w.WE), "fv": In(signed(w.WM + 1)),
-            "I": Out(signed(8)),
+            "I_diff": Out(signed(8)), "I_min": Out(1), "I_max": Out(1),
         }
         for x, params in (("g_", self.g), ("v_", self.v)):
             ports.update({x + name: Out(shape) for name, shape in _lookup_outputs(**params).items()})
@@ -656,8 +657,23 @@ class LogRatioLookup(wiring.Component):
         for x, lookup, params in (("g_", log_g, self.g), ("v_", log_v, self.v)):
             m.d.comb += [getattr(self, x + name).eq(getattr(lookup, name)) for name in _lookup_outputs(**params)]
 
-        # The exponent difference, clamped to -64..64, as the integer part.
-        m.d.comb += self.I.eq(Mux(self.eg_lo < self.Em, -64, Mux(self.eg_hi > self.Em, 64, self.eg - self.Em)))
+        # The exponent difference and the clamp's two comparisons side by side (LogRatioClamp selects).
+        m.d.comb += [self.I_diff.eq(self.eg - self.Em), self.I_min.eq(self.eg_lo < self.Em),
+                     self.I_max.eq(self.eg_hi > self.Em)]
+        return m
+
+
+class LogRatioClamp(wiring.Component):
+    """Stage 3: the integer part ``I = clamp(eg - Em, -64, 64)`` (signed 8) from :class:`LogRatioLookup`'s
+    ``I_diff``, ``I_min``, ``I_max``; a part of its own so that the comparisons' carry chains end in a
+    register. Combinational (latency 0)."""
+
+    def __init__(self, spec: Spec):
+        super().__init__({"I_diff": In(signed(8)), "I_min": In(1), "I_max": In(1), "I": Out(signed(8))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.I.eq(Mux(self.I_min, -64, Mux(self.I_max, 64, self.I_diff)))
         return m
 
 
@@ -719,15 +735,16 @@ class LogRatioSum(wiring.Component):
 
 def log_ratio_parts(spec: Spec, *, log_table=None) -> list:
     """Stage 3 as :func:`~lnsim_rtl._util.pipeline` stages: ``eg`` (needs only ``en``, so a pipeline may
-    take it earlier) | ``fv`` | ``I`` and table reads | both bank selects | both multiplies | both
-    interpolation sums (``Lg``, ``Lv``) | ``X``."""
+    take it earlier) | ``fv`` | exponent difference and table reads | ``I`` and both bank selects | both
+    multiplies | both interpolation sums (``Lg``, ``Lv``) | ``X``."""
     lookup = LogRatioLookup(spec, log_table=log_table)
     g, v = lookup.g, lookup.v
     return [
         {"log_ratio_exp": LogRatioExp(spec)},
         {"log_ratio_index": LogRatioIndex(spec)},
         {"log_ratio_lookup": lookup},
-        {"log_g_select": InterpolatorSelect(**g, prefix="g_"), "log_v_select": InterpolatorSelect(**v, prefix="v_")},
+        {"log_ratio_clamp": LogRatioClamp(spec), "log_g_select": InterpolatorSelect(**g, prefix="g_"),
+         "log_v_select": InterpolatorSelect(**v, prefix="v_")},
         {"log_g_product": InterpolatorProduct(**g, prefix="g_"), "log_v_product": InterpolatorProduct(**v, prefix="v_")},
         {"log_g_add": InterpolatorAdd(**g, prefix="g_", out="Lg"), "log_v_add": InterpolatorAdd(**v, prefix="v_", out="Lv")},
         {"log_ratio_sum": LogRatioSum(spec)},
