@@ -4,10 +4,11 @@ Generates the netlist (RTLIL) of :class:`lnsim_rtl.UpdateUnit` (or the fixed-poi
 :class:`lnsim_rtl.LinearUpdateUnit`), wraps it in a five-pin harness (serial shift registers feed every
 input port and capture every output port, so the unit's ports need no pins and nothing is optimised away),
 synthesises it with Yosys and places and routes it with nextpnr (the YoWASP WebAssembly builds), in a
-temporary directory. On ECP5 the flip-flops that register a multiplier's product are first moved into the
-``MULT18X18D``'s own output register (:func:`pack_mult_output_registers`), which ``synth_ecp5`` does not do. Reports the unit's own cells (Yosys keeps it as a separate module: LUTs, flip-flops,
-block RAMs, DSPs), the whole device's utilisation, Fmax and the critical path (nextpnr), the placement seed
-and the tool versions. See docs/hardware.md.
+temporary directory; on ECP5 the flip-flops that register a multiplier's product first go into the
+``MULT18X18D``'s own output register (:func:`pack_mult_output_registers`), which ``synth_ecp5`` does not do.
+Reports the unit's own cells (Yosys keeps it as a separate module: LUTs, flip-flops, block RAMs, DSPs), the
+whole device's utilisation, Fmax and the critical path (nextpnr), the placement seed and the tool versions.
+See docs/hardware.md.
 
 ``lnsim.cli`` registers it with :func:`add_synth_parser` and calls :func:`run_synth`. Invalid options raise
 :class:`lnsim.SpecError` or :class:`ValueError` (the caller prints one line and exits 2); a tool failure is a
@@ -33,7 +34,8 @@ from pathlib import Path
 from lnsim.cli import float_or_raw, int_or_raw
 
 __all__ = ["TARGETS", "SynthError", "Target", "synthesize", "parse_yosys_stat", "parse_nextpnr_log",
-           "parse_nextpnr_report", "pack_mult_output_registers", "add_synth_parser", "run_synth", "SWEEP_BITS", "SWEEP_LANES", "UNITS"]
+           "parse_nextpnr_report", "pack_mult_output_registers", "add_synth_parser", "run_synth", "SWEEP_BITS",
+           "SWEEP_LANES", "UNITS"]
 
 #: Units ``--unit`` can name: the B-bit Madam update unit and the fixed-point linear baseline.
 UNITS = ("madam", "linear")
@@ -198,16 +200,16 @@ def pack_mult_output_registers(netlist: dict, module: str) -> dict:
     """Move the flip-flops that register a ``MULT18X18D``'s product into its output register, in place.
 
     ``netlist`` is Yosys's JSON after ``synth_ecp5``. ``synth_ecp5`` maps every multiply to a combinational
-    ``MULT18X18D`` and leaves the pipeline register after it in the fabric, so the multiplier's delay and the
-    routing to and from it fall in one cycle. A multiplier of ``module`` that is a pipeline part of its own is
-    packed: every operand bit is a constant or a flip-flop's output, every product bit that is read at all is
-    read by exactly one flip-flop's data input, and those flip-flops are plain (no set or reset, see
-    :data:`_PLAIN_FF`) and share one clock and one clock enable. The product bits then drive the flip-flops'
-    outputs, the flip-flops go, and the multiplier's output register (``REG_OUTPUT_CLK``) takes that clock
-    (``CLK0``) and enable (``CE0``), reset tied off: the same circuit, one register moved into the DSP block,
-    as vendor synthesis does it. Other multipliers are left as they are (a multiplier fed by logic or by the
-    module's ports has that path before it; its product register's later, farther output could only lengthen
-    the path after it).
+    ``MULT18X18D`` (no internal register) and leaves the pipeline register after it in the fabric, so the
+    multiplier's delay and the routing to and from it fall in one cycle. A combinational multiplier of
+    ``module`` that is a pipeline part of its own is packed: every operand bit is a constant or a
+    flip-flop's output, every product bit that is read at all is read by exactly one flip-flop's data input,
+    and those flip-flops are plain (no set or reset, see :data:`_PLAIN_FF`) and share one clock and one clock
+    enable. The product bits then drive the flip-flops' outputs, the flip-flops go, and the multiplier's
+    output register (``REG_OUTPUT_CLK``) takes that clock (``CLK0``) and enable (``CE0``), reset tied off:
+    the same circuit, one register moved into the DSP block, as vendor synthesis does it. Other multipliers
+    are left as they are (a multiplier fed by logic or by the module's ports has that path before it; its
+    product register's later, farther output could only lengthen the path after it).
 
     Returns ``{"mults": packed multipliers, "ffs": flip-flops removed}``.
     """
@@ -218,13 +220,15 @@ def pack_mult_output_registers(netlist: dict, module: str) -> dict:
         for port, bits in cell["connections"].items():
             for b in bits:
                 if cell["port_directions"][port] == "output":
-                    driver[b] = cells[name]
+                    driver[b] = cell
                 else:
                     readers.setdefault(b, []).append((name, port))
     port_bits = {b for p in mod["ports"].values() for b in p["bits"]}
     packed = removed = 0
     for name, cell in list(cells.items()):
-        if cell["type"] != "MULT18X18D" or cell["parameters"].get("REG_OUTPUT_CLK", "NONE") != "NONE":
+        params = cell["parameters"]
+        registered = any(v != "NONE" for k, v in params.items() if k.startswith("REG_") and k.endswith("_CLK"))
+        if cell["type"] != "MULT18X18D" or registered:
             continue
         conn = cell["connections"]
         operands = [conn[f"{x}{i}"][0] for x in "AB" for i in range(18)]
@@ -249,7 +253,7 @@ def pack_mult_output_registers(netlist: dict, module: str) -> dict:
         for pin, net in (("CLK0", clk), ("CE0", ce), ("RST0", "0")):
             conn[pin] = [net]
             cell["port_directions"][pin] = "input"
-        cell["parameters"].update(REG_OUTPUT_CLK="CLK0", REG_OUTPUT_CE="CE0", REG_OUTPUT_RST="RST0", GSR="DISABLED")
+        params.update(REG_OUTPUT_CLK="CLK0", REG_OUTPUT_CE="CE0", REG_OUTPUT_RST="RST0", GSR="DISABLED")
         packed, removed = packed + 1, removed + len(regs)
     return {"mults": packed, "ffs": removed}
 
@@ -525,7 +529,8 @@ def _print_report(r: dict) -> None:
     print(f"flip-flops        {r['ffs']}")
     print(f"block RAMs        {r['brams']}")
     pm = r["packed_mult_registers"]
-    print(f"DSPs/multipliers  {r['dsps']}" + (f" ({pm['ffs']} flip-flops moved into {pm['mults']} of them)" if pm["mults"] else ""))
+    moved = f" ({pm['ffs']} flip-flops moved into {pm['mults']} of them)" if pm["mults"] else ""
+    print(f"DSPs/multipliers  {r['dsps']}{moved}")
     print(f"Fmax              {r['fmax_mhz']:.1f} MHz ({'met' if r['timing_met'] else 'NOT met'})")
     print(f"critical path     {cp['delay_ns']:.2f} ns, {len(cp['steps'])} steps: {' -> '.join(cp['blocks'])}")
     print(f"tools             {r['tools']['yosys']}; {r['tools']['nextpnr']}")

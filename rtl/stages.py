@@ -30,7 +30,8 @@ from ._util import check_table, clamp, pipeline
 __all__ = ["Interpolator", "InterpolatorLookup", "InterpolatorSelect", "InterpolatorProduct", "InterpolatorAdd", "Unpack",
            "UnpackClassify", "UnpackNormalise", "unpack_parts",
            "Ema", "EmaSquare", "EmaRound", "EmaAlign", "EmaHalve", "EmaSum", "EmaNorm", "ema_parts",
-           "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioClamp", "LogRatioSum", "log_ratio_parts",
+           "LogRatio", "LogRatioExp", "LogRatioIndex", "LogRatioLookup", "LogRatioClamp", "LogRatioSum",
+           "log_ratio_parts",
            "RungStep", "RungStepScalars", "RungStepSum", "RungStepLookup", "RungStepShift", "RungStepRound", "rung_step_parts",
            "SaturatingAdd", "Widths"]
 

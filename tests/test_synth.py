@@ -265,7 +265,11 @@ def _other_enable(cells):
     cells["f1"]["connections"]["CE"] = [8]
 
 
-@pytest.mark.parametrize("change", [_no_fa, _reset, _second_reader, _other_enable])
+def _registered(cells):
+    cells["m"]["parameters"]["REG_INPUTA_CLK"] = "CLK0"  # not a combinational multiplier
+
+
+@pytest.mark.parametrize("change", [_no_fa, _reset, _second_reader, _other_enable, _registered])
 def test_pack_mult_output_registers_leaves_other_multipliers(change):
     netlist = _mult_netlist()
     change(netlist["modules"]["u"]["cells"])
