@@ -25,6 +25,7 @@ from numba.core import types
 from numba.extending import intrinsic, overload
 
 from lnsim.codecs import float32_to_bfloat16_bits
+from lnsim.golden.lut import Lut
 
 __all__ = [
     "update_element",
@@ -495,11 +496,16 @@ def _make_update_loop(consts, LOG, ALOG, parallel):
     LGT = log_significand_table(MB, LOG, a) if MB <= 15 else np.zeros(1, np.int32)
     LOGP, LOGPK = packed_table(LOG)
     ALOGP, ALOGPK = packed_table(ALOG)
+    # Lookups in registers (vector permutes) instead of gathers where the CPU allows: see lnsim.golden.lut.
+    LGT, LOGP, ALOGP = Lut(LGT), Lut(LOGP), Lut(ALOGP)
     CH = _CHUNK
     KCAP = 1 << 30  # codes above it (only in uint32 arrays, never valid) give the same k_new as KCAP
 
     def update_loop(sign, k, grad, state, log_eta, log_bc, SSTAR, KMAX):
         n = k.shape[0]
+        # int32 (both < 2**24): an int64 scalar would widen the comparisons with n and k to 64-bit lanes.
+        sstar = np.int32(SSTAR)
+        kmax = np.int32(KMAX)
         n_nan = 0
         n_inf = 0
         for c in numba.prange((n + CH - 1) // CH):
@@ -513,7 +519,7 @@ def _make_update_loop(consts, LOG, ALOG, parallel):
                 kc = np.int32(k0) if k0 < KCAP else np.int32(KCAP)
                 kn, sn, nan, inf = update_lean(
                     np.int32(sign[i]), kc, grad[i], state[i], log_eta, log_bc,
-                    W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG,
+                    W, MB, WM, EMAX, s, F, a, sstar, kmax, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG,
                 )
                 k[i] = k0 if nan else kn
                 state[i] = sn
