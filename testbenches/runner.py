@@ -161,7 +161,8 @@ def _tool_versions() -> str:
             f"{cocotb_tools.config.libs_dir}; python {sys.executable}; cxx {CXXFLAGS}; make {MAKE_OVERRIDES}")
 
 
-def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_args=(), log=None) -> Build:
+def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_args=(), ports_only: bool = False,
+                  log=None) -> Build:
     """Verilate and compile ``verilog`` (top module ``toplevel``) into the cache, unless already there.
 
     Parameters
@@ -174,6 +175,10 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
         Build with ``--trace`` (needed to write a VCD; a separate cache entry).
     build_args : sequence of str
         Extra Verilator options, after :data:`BUILD_ARGS`.
+    ports_only : bool
+        Make only the top module's signals visible to cocotb (``--public-depth 1`` for the runner's
+        ``--public-flat-rw``): with the signals of a gate-level netlist's thousands of cell instances public,
+        the B = 8 unit's build took 2.5 minutes instead of 30 s.
     log : callable, optional
         Called with a one-line message when a build starts.
 
@@ -185,7 +190,7 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
     setup_environment()
     args = list(BUILD_ARGS) + list(build_args)
     key = hashlib.sha256(
-        json.dumps([verilog, toplevel, waves, args, _tool_versions()]).encode()
+        json.dumps([verilog, toplevel, waves, args, _tool_versions()] + (["ports_only"] if ports_only else [])).encode()
     ).hexdigest()[:20]
     final = cache_root() / "verilator" / f"{toplevel}-{key}{'-trace' if waves else ''}"
     exe = final / toplevel
@@ -203,6 +208,8 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
         log(f"building the Verilated model {final.name} (cached afterwards)")
     t0 = time.perf_counter()
     runner = get_runner("verilator")
+    if ports_only:
+        _drop_public_flat(runner)
     _reuse_runtime(runner, runtime)
     build_log = tmp / "build.log"
     saved_makeflags = os.environ.get("MAKEFLAGS")
@@ -263,6 +270,18 @@ def _reuse_runtime(runner, runtime: Path) -> None:
         return [cmds[0], ["cp", *files, str(runner.build_dir)], *cmds[1:]]
 
     runner._build_command = with_runtime
+
+
+def _drop_public_flat(runner) -> None:
+    """Make ``runner``'s Verilator command leave the signals below the top module private."""
+    build_command = runner._build_command
+
+    def without():
+        cmds = list(build_command())
+        verilate = [a for arg in cmds[0] for a in (("--public-depth", "1") if arg == "--public-flat-rw" else (arg,))]
+        return [verilate, *cmds[1:]]
+
+    runner._build_command = without
 
 
 def _save_runtime(runtime: Path, build_dir: Path) -> None:
