@@ -197,9 +197,11 @@ def _update_loop(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a
 #   * Branch-free selects (``a if c else b`` on precomputed values, ``&`` on bools, no ``and``/``or``).
 #   * Rounding shifts ``(x + 2**(d-1)) >> d`` are rewritten ``((x >> (d-1)) + 1) >> 1`` (same value for
 #     d >= 1), which never needs a 33rd bit.
-#   * Fewer gathers (each costs about a cycle per element on Zen 5): Lg is one load from a table indexed by
-#     the significand (MB <= 15), and each interpolation reads both ends from one packed int32 entry
-#     (:func:`packed_table`, checked exhaustively when built), so 3 loads per element instead of 6.
+#   * Fewer table reads: Lg is one load from a table indexed by the significand (MB <= 15), and each
+#     interpolation reads both ends from one packed int32 entry (:func:`packed_table`, checked exhaustively
+#     when built), so 3 loads per element instead of 6. The generated loop reads those three tables through
+#     :class:`lnsim.golden.lut.Lut`, so with AVX-512 they are register permutes, not gathers (a gather costs
+#     about as much as the rest of the element: 2x on one thread).
 #   * NaN/Inf counts accumulate in int32 per chunk: an int64 reduction would halve the vector width.
 # The loop itself (see _make_update_loop) is generated per spec: constants and tables are baked in as
 # compile-time constants, so LLVM folds the constant shifts and masks and -- crucially -- can prove the
