@@ -16,6 +16,7 @@ from lnsim.spec import Spec, SpecError
 
 __all__ = ["drifting_gradients", "measure"]
 
+
 def drifting_gradients(n: int, steps: int, seed: int, *, lo: float = 1e-6, hi: float = 10.0, drift: float = 0.1):
     """Yield ``steps`` float32 gradient arrays of ``n`` elements whose per-element scales are log-uniform
     over ``lo..hi`` and drift as a geometric random walk (``drift`` in nepers per step)."""

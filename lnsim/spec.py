@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 __all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "ONE_RUNG_BUDGET", "check_int", "check_enum"]
 
@@ -308,18 +308,14 @@ class MadamConfig:
         rounding) ``+ 2 * 2**-WM`` (EMA rounding) ``+ 2**-16`` (float32 gradients truncated to 16
         significant bits).
         """
-        return _ratio_precision(self.grad_format, self.state_man_bits, self.log_frac_bits, self.table_index_bits)
+        rel = 2.0 ** (-2 * self.table_index_bits) / 4 + 2 * 2.0**-self.log_frac_bits + 2 * 2.0**-self.state_man_bits
+        return rel + (2.0**-16 if self.grad_format is GradFormat.FLOAT32 else 0.0)
 
     @property
     def max_step_rungs(self) -> int:
         """Largest eta_star, in rungs, this datapath resolves: ``floor(ONE_RUNG_BUDGET / ratio_precision)``
         (10,810 for the defaults)."""
         return _reach(self.ratio_precision)
-
-
-def _ratio_precision(grad_format: GradFormat, state_man_bits: int, log_frac_bits: int, table_index_bits: int) -> float:
-    rel = 2.0 ** (-2 * table_index_bits) / 4 + 2 * 2.0**-log_frac_bits + 2 * 2.0**-state_man_bits
-    return rel + (2.0**-16 if grad_format is GradFormat.FLOAT32 else 0.0)
 
 
 def _reach(precision: float) -> int:
@@ -450,12 +446,11 @@ class Spec:
 def _finest_fit(spec: Spec) -> tuple[int, int] | None:
     """The (log_frac_bits, table_index_bits) with the smallest tables (fewest entries, then narrowest) that
     resolves spec's eta_star, or None."""
-    c = spec.cfg
     fits = [
         (a, F)
         for F in range(8, 21)
         for a in range(3, min(12, F + 1) + 1)
-        if spec.eta_star_rungs <= _reach(_ratio_precision(c.grad_format, c.state_man_bits, F, a))
+        if spec.eta_star_rungs <= replace(spec.cfg, log_frac_bits=F, table_index_bits=a).max_step_rungs
     ]
     return min(fits)[::-1] if fits else None
 
