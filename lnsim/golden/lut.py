@@ -14,6 +14,7 @@ of two, and callers keep ``j`` in range).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 
@@ -38,6 +39,7 @@ _V = ir.VectorType(_I32, _LANES)
 _TABLES: dict[str, np.ndarray] = {}
 
 
+@functools.cache
 def permutes_available() -> bool:
     """Whether Numba compiles for this host's CPU and that CPU has AVX-512 (the permutes' instruction set)."""
     if numba.config.CPU_NAME not in (None, "host"):
@@ -61,9 +63,6 @@ class Lut:
 
     def __getitem__(self, j):
         return int(self.table[j])
-
-    def __len__(self):
-        return self.table.shape[0]
 
 
 class LutType(types.Type):
@@ -141,8 +140,7 @@ def _vector_variant(module, key: str, table: np.ndarray):
 
 def _scalar_function(module, key: str, table: np.ndarray):
     """``i32 f(i32 j)`` = ``table[j & (n-1)]``; with the vector variant attached where permutes are available."""
-    name = f"lnsim_lut_{key}"  # the table global has the same name in a different namespace (it is a variable)
-    fname = name + "_at"
+    fname = f"lnsim_lut_{key}_at"
     fn = module.globals.get(fname)
     if fn is not None:
         return fn
@@ -185,9 +183,3 @@ def _lut_getitem(lut, j):
     if isinstance(lut, LutType) and isinstance(j, types.Integer):
         return lambda lut, j: _lut_at(lut, j)
 
-
-@overload(len)
-def _lut_len(lut):
-    if isinstance(lut, LutType):
-        n = int(lut.table_key.split("_")[0])
-        return lambda lut: n
