@@ -22,7 +22,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import os
 import re
 import shutil
 import subprocess

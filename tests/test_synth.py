@@ -278,14 +278,13 @@ def test_pack_mult_output_registers_leaves_other_multipliers(change):
     assert netlist == before
 
 
-def test_madam_lane_on_ecp5_packs_its_multipliers(tmp_path):
+def test_madam_lane_on_ecp5_packs_its_multipliers(ecp5_b8_run):
     """Real tools: each of the unit's MULT18X18D product registers goes into its multiplier; the reported
     flip-flops are those left in the fabric."""
-    spec = Spec(LNSFormat(bits=8, eta0=0.001))
-    r = synth.synthesize(spec, target="ecp5-25k", workdir=str(tmp_path), timeout=900)
+    workdir, r = ecp5_b8_run
     packed = r["packed_mult_registers"]
     assert packed["mults"] == r["dsps"] == 3 and packed["ffs"] > 3 * 8
     assert r["ffs"] == r["cells"]["TRELLIS_FF"]
-    netlist = json.loads((tmp_path / "packed.json").read_text())
+    netlist = json.loads((workdir / "packed.json").read_text())
     mults = [c for c in netlist["modules"]["lnsim_update_unit"]["cells"].values() if c["type"] == "MULT18X18D"]
     assert [c["parameters"]["REG_OUTPUT_CLK"] for c in mults] == ["CLK0"] * 3

@@ -20,6 +20,7 @@ import pytest
 from lnsim import synth
 from lnsim.spec import LNSFormat, Spec
 from lnsim_rtl.update_unit import LATENCY
+from conftest import ECP5_B8_SPEC as SPEC
 from test_cosim import _assert_clean
 
 runner = pytest.importorskip("lnsim_testbenches.runner")
@@ -27,19 +28,11 @@ netlist = pytest.importorskip("lnsim_testbenches.netlist")
 
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 MODULE = "lnsim_update_unit"
-SPEC = Spec(LNSFormat(bits=8, eta0=0.001))
 TESTS = ["random_vectors", "directed_corners", "reset_mid_stream"]
 
 
 def _synth(spec, workdir):
     return synth.synthesize(spec, target="ecp5-25k", workdir=str(workdir), timeout=900)
-
-
-@pytest.fixture(scope="module")
-def b8_run(tmp_path_factory):
-    """One real ``lnsim synth --bits 8 --eta0 0.001 --target ecp5-25k`` run: its work directory and report."""
-    workdir = tmp_path_factory.mktemp("synth-b8")
-    return workdir, _synth(SPEC, workdir)
 
 
 def _mults(workdir, json_name):
@@ -65,8 +58,8 @@ def _assert_bit_identical(results, tests):
 
 
 @pytest.mark.parametrize("json_name", ["packed.json", "top.json"], ids=["packed", "unpacked"])
-def test_ecp5_netlist_is_bit_identical_to_the_golden_model(json_name, b8_run, tmp_path):
-    workdir, report = b8_run
+def test_ecp5_netlist_is_bit_identical_to_the_golden_model(json_name, ecp5_b8_run, tmp_path):
+    workdir, report = ecp5_b8_run
     registered = ["CLK0" if json_name == "packed.json" else "NONE"] * 3
     assert [m["parameters"].get("REG_OUTPUT_CLK", "NONE") for m in _mults(workdir, json_name)] == registered
     assert report["packed_mult_registers"]["mults"] == 3
@@ -77,10 +70,10 @@ def test_ecp5_netlist_is_bit_identical_to_the_golden_model(json_name, b8_run, tm
     assert t["directed_corners"]["vectors"] > 20_000
 
 
-def test_a_broken_packing_mismatches(b8_run, tmp_path):
+def test_a_broken_packing_mismatches(ecp5_b8_run, tmp_path):
     """Not vacuous: the packed netlist with one multiplier's output register always enabled (CE0 tied 1, a packing
     that forgets the flip-flops' clock enable) advances that product during stalls, and the bench sees it."""
-    workdir, _ = b8_run
+    workdir, _ = ecp5_b8_run
     net = json.loads((workdir / "packed.json").read_text())
     mult = next(c for c in net["modules"][MODULE]["cells"].values() if c["type"] == "MULT18X18D")
     assert mult["connections"]["CE0"] != ["1"]
@@ -91,9 +84,9 @@ def test_a_broken_packing_mismatches(b8_run, tmp_path):
     assert results["tests_failed"] == 1
 
 
-def test_mult_model_refuses_a_configuration_it_does_not_model(b8_run, tmp_path):
+def test_mult_model_refuses_a_configuration_it_does_not_model(ecp5_b8_run, tmp_path):
     """A multiplier with its pipeline register on (not a configuration lnsim's netlists use) fails the build."""
-    workdir, _ = b8_run
+    workdir, _ = ecp5_b8_run
     net = json.loads((workdir / "top.json").read_text())
     mult = next(c for c in net["modules"][MODULE]["cells"].values() if c["type"] == "MULT18X18D")
     mult["parameters"]["REG_PIPELINE_CLK"] = "CLK0"
