@@ -49,6 +49,22 @@ def test_json_fields_and_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_epoch_ticks_are_whole_epochs():
+    from lnsim.train.cli import config_from_args
+    from lnsim.train.plots import training_figure
+    from lnsim.train.report import summarise
+    from lnsim.train.runner import train as run
+
+    config = config_from_args(_args(["--bits", "8", "--eta0", "0.016", "--epochs", "2", "--dataset", "iris",
+                                     "--hidden", "8"]))
+    result = run(config, progress=False, threads=1)
+    fig = training_figure(result, summarise(result))
+    for ax in fig.axes[:2]:
+        assert ax.get_xlabel() == "epoch"
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
 @pytest.mark.parametrize("bits, eta0", [(8, 0.016), (12, 0.001)])
 def test_weights_never_leave_the_code_domain(bits, eta0, tmp_path):
     ck = tmp_path / "run.npz"

@@ -8,21 +8,32 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_run"]
+__all__ = ["plot_run", "training_figure"]
 
 
 def plot_run(result: dict, summary: dict, path: str) -> None:
-    """Write the figure to ``path`` (PNG); ``result`` from :func:`lnsim.train.runner.train`.
+    """Write :func:`training_figure` to ``path`` (PNG).
 
     Raises
     ------
     ValueError
         If ``path`` cannot be written.
     """
+    fig = training_figure(result, summary)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise ValueError(f"plot must be a writable file path, not {path!r} ({e.strerror})") from None
+
+
+def training_figure(result: dict, summary: dict):
+    """The run's matplotlib ``Figure``: ``result`` from :func:`lnsim.train.runner.train`, ``summary`` from
+    :func:`lnsim.train.report.summarise`. The curves' axes are ``fig.axes[0]`` (loss) and ``fig.axes[1]``."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     runs = result["runs"]
     model = runs[0].model
@@ -51,6 +62,7 @@ def plot_run(result: dict, summary: dict, path: str) -> None:
     ax_acc.set_ylim(max(0.0, ax_acc.get_ylim()[0]), 100.5)
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     if len(runs) <= 10:
         ax_loss.legend(fontsize="small")
 
@@ -72,7 +84,4 @@ def plot_run(result: dict, summary: dict, path: str) -> None:
                     lw=1.5)
         ax.set(xlabel=xlabel, ylabel="density", title=f"layer {layer} ({model.sizes[layer]} -> {model.sizes[layer + 1]})")
         ax.legend(fontsize="small")
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as e:
-        raise ValueError(f"plot must be a writable file path, not {path!r} ({e.strerror})") from None
+    return fig
