@@ -1,8 +1,9 @@
 """Integer kernels of the golden model, written as plain Python and compiled with Numba afterwards.
 
 Each function implements one part of docs/datapath.md line by line. Kernels take arrays, integers and
-tables only: no validation, no allocation, no floating point, no ``fastmath``. The API layer
-(:mod:`lnsim.golden.madam`, :mod:`lnsim.golden.decoder`) validates, allocates and dispatches.
+tables only: no validation, no floating point, no ``fastmath``, and no allocation except the fast loop's
+8 KB scratch buffer per chunk. The API layer (:mod:`lnsim.golden.datapath`, :mod:`lnsim.golden.madam`,
+:mod:`lnsim.golden.fused`) validates, allocates and dispatches.
 
 The plain-Python originals stay importable as ``*_py`` for debugging and coverage.
 
