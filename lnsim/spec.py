@@ -315,12 +315,7 @@ class MadamConfig:
     def max_step_rungs(self) -> int:
         """Largest eta_star, in rungs, this datapath resolves: ``floor(ONE_RUNG_BUDGET / ratio_precision)``
         (10,810 for the defaults)."""
-        return _reach(self.ratio_precision)
-
-
-def _reach(precision: float) -> int:
-    """Largest step in rungs whose estimated error ``step * precision`` is at most ONE_RUNG_BUDGET."""
-    return math.floor(ONE_RUNG_BUDGET / precision)
+        return math.floor(ONE_RUNG_BUDGET / self.ratio_precision)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from .stages import SaturatingAdd, Widths, ema_parts, log_ratio_parts, rung_step
 __all__ = ["UpdateUnit", "update_layouts"]
 
 #: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1 in two parts (classify,
-#: normalise), stage 2 in six (square, round, align, halve, sum, renormalise), stage 3 in five (I and table
-#: reads, bank selects, multiplies, interpolation sums, X), stage 4 in seven (Y, table reads, bank select,
-#: multiply, interpolation sum, shift, round), stage 5.
+#: normalise), stage 2 in six (square, round, align, halve, sum, renormalise), stage 3 in five (exponent
+#: difference and table reads, I and bank selects, multiplies, interpolation sums, X), stage 4 in seven (Y,
+#: table reads, bank select, multiply, interpolation sum, shift, round), stage 5.
 LATENCY = 21
 
 

@@ -218,17 +218,6 @@ def test_spec_strategy_reaches_the_corners():
     assert not missed, missed
 
 
-# ---------------------------------------------------------------------------------- precision budget
-
-
-BUDGET = ONE_RUNG_BUDGET
-
-
-def fidelity_budget(spec: lnsim.Spec) -> float:
-    """The spec's estimated worst step error in rungs (at most BUDGET for every valid spec)."""
-    return spec.precision_budget
-
-
 # ------------------------------------------------------------------------------------- golden invariants
 
 
@@ -382,7 +371,7 @@ def test_step_is_strictly_monotone_in_the_gradient(run, engine):
 @pytest.mark.parametrize("engine", ENGINES)
 def test_monotone_counterexample_dips_by_one_rung(engine):
     """The recorded counterexample: a valid spec whose step dips by exactly one rung as |g| grows."""
-    assert fidelity_budget(MONOTONE_COUNTEREXAMPLE.spec) <= BUDGET
+    assert MONOTONE_COUNTEREXAMPLE.spec.precision_budget <= ONE_RUNG_BUDGET
     k, _, _ = apply(MONOTONE_COUNTEREXAMPLE, engine)
     assert k.tolist() == [9, 8]
     check_monotone(MONOTONE_COUNTEREXAMPLE, engine, slack=1)
@@ -404,16 +393,16 @@ def test_kernel_matches_trace(run):
 # -------------------------------------------------------------------------------------- float fidelity
 
 
-#: Floor of the share of exact rung steps within BUDGET. The off-by-one share grows with the budget
-#: (measured: at most 1.95 x fidelity_budget over 6,197 specs of 4,000 elements x 30 steps; worst share
+#: Floor of the share of exact rung steps within ONE_RUNG_BUDGET. The off-by-one share grows with the budget
+#: (measured: at most 1.95 x the precision budget over 6,197 specs of 4,000 elements x 30 steps; worst share
 #: 0.9098, at B=20 pow2 eta = eta_star = 94,548 rungs, float16, F=20, a=10, s=1).
 EXACT_FLOOR = 0.85
 
 
 def exact_bound(spec: lnsim.Spec) -> float:
-    """Smallest share of exact rung steps to accept: ``max(EXACT_FLOOR, 1 - 3 * fidelity_budget)``
+    """Smallest share of exact rung steps to accept: ``max(EXACT_FLOOR, 1 - 3 * spec.precision_budget)``
     (0.989 for the defaults, whose budget is 0.0037)."""
-    return max(EXACT_FLOOR, 1.0 - 3.0 * fidelity_budget(spec))
+    return max(EXACT_FLOOR, 1.0 - 3.0 * spec.precision_budget)
 
 
 #: Elements and steps per fidelity measurement (the sample is small; the bound has margin for it).
@@ -431,7 +420,7 @@ def check_fidelity(case):
     spec, seed = case
     r = measure(spec, n=FIDELITY_N, steps=FIDELITY_STEPS, seed=seed)
     assert r["max_error"] <= 1, (spec.to_dict(), r)
-    assert r["exact"] >= exact_bound(spec), (spec.to_dict(), fidelity_budget(spec), r)
+    assert r["exact"] >= exact_bound(spec), (spec.to_dict(), spec.precision_budget, r)
 
 
 @pytest.mark.parametrize("run", RUNS)
