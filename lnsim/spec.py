@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 import math
-import numbers
 from dataclasses import dataclass, field, replace
+
+from lnsim.validation import SpecError, check_bool, check_enum, check_int, check_positive
 
 __all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "ONE_RUNG_BUDGET", "check_int", "check_enum"]
 
@@ -38,10 +39,6 @@ RUNG_TOLERANCE = 1e-6
 #: have. Under it every update was found within one rung of float Madam (tests/test_properties.py); the
 #: first failures, two rungs off, appeared at budgets of about 1.5.
 ONE_RUNG_BUDGET = 0.5
-
-
-class SpecError(ValueError):
-    """An invalid specification value; the message names the parameter, the value and what is allowed."""
 
 
 class Base(enum.Enum):
@@ -86,36 +83,6 @@ class GradFormat(enum.Enum):
         return 2**self.exp_bits - 1
 
 
-def check_int(name: str, value, lo: int, hi: int | None = None, *, note: str = "") -> int:
-    """``value`` as an int if it is an integer (not a bool) in ``lo..hi`` (``hi=None``: no upper bound), else a
-    SpecError naming ``name``, the allowed range (followed by ``note``, e.g. " (the step count)") and ``value``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
-        allowed = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-        raise SpecError(f"{name} must be an integer {allowed}{note}, not {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value, hi: float | None = None) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    if ok and hi is not None:
-        ok = value <= hi
-    if not ok:
-        allowed = f"a finite number in (0, {hi:g}]" if hi is not None else "a finite number > 0"
-        raise SpecError(f"{name} must be {allowed}, not {value!r}")
-    return float(value)
-
-
-def check_enum(name: str, value, enum_type):
-    """``value`` as a member of ``enum_type`` (by value), or a SpecError naming ``name`` and the allowed values."""
-    if isinstance(value, enum_type):
-        return value
-    try:
-        return enum_type(value)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum_type)
-        raise SpecError(f"{name} must be one of {allowed}, not {value!r}") from None
-
-
 def _set(obj, name, value):
     object.__setattr__(obj, name, value)
 
@@ -154,7 +121,7 @@ class LNSFormat:
                 raise SpecError(f"frac_bits applies only to base='pow2', not to base='natural' (got {self.frac_bits!r})")
             if self.eta0 is None:
                 raise SpecError("eta0 must be given for base='natural' (a finite number in (0, 1])")
-            _set(self, "eta0", _check_positive("eta0", self.eta0, 1.0))
+            _set(self, "eta0", check_positive("eta0", self.eta0, 1.0))
         else:
             m = check_int("frac_bits", self.frac_bits, 0, 16)
             _set(self, "frac_bits", m)
@@ -248,13 +215,12 @@ class MadamConfig:
     table_index_bits: int = 7
 
     def __post_init__(self):
-        _set(self, "eta", _check_positive("eta", self.eta, 1.0))
-        _set(self, "eta_star", _check_positive("eta_star", self.eta_star, 16.0))
+        _set(self, "eta", check_positive("eta", self.eta, 1.0))
+        _set(self, "eta_star", check_positive("eta_star", self.eta_star, 16.0))
         if self.eta_star < self.eta:
             raise SpecError(f"eta_star must be at least eta={self.eta!r}, not {self.eta_star!r}")
         _set(self, "beta_shift", check_int("beta_shift", self.beta_shift, 1, 16))
-        if not isinstance(self.bias_correction, bool):
-            raise SpecError(f"bias_correction must be True or False, not {self.bias_correction!r}")
+        _set(self, "bias_correction", check_bool("bias_correction", self.bias_correction))
         _set(self, "grad_format", check_enum("grad_format", self.grad_format, GradFormat))
         _set(self, "log_frac_bits", check_int("log_frac_bits", self.log_frac_bits, 8, 20))
         _set(self, "table_index_bits", check_int("table_index_bits", self.table_index_bits, 3, 12))
