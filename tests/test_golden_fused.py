@@ -1,5 +1,7 @@
 """FusedMadam (one call per step: quantise, update, decode) against GoldenMadam.step and decode_bf16, bit for bit."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,54 @@ def test_step_errors_change_nothing():
     np.testing.assert_array_equal(fused.k, k0)
     np.testing.assert_array_equal(fused.state, st0)
     assert fused.t == 0
+
+
+def test_a_fused_member_refuses_a_direct_step():
+    """The FusedMadam steps its members' arrays and t; a direct step of a member would desynchronise them."""
+    spec = _spec(8, "natural", "bfloat16")
+    ts = _tensors(spec, [(2, 2), (3,)], [1.0, 1.0], seed=0)
+    fused = FusedMadam(ts)
+    grads = [np.ones((2, 2), np.float32), -np.ones(3, np.float32)]
+    fused.step(grads)
+    k0, st0 = fused.k.copy(), fused.state.copy()
+    message = r"this GoldenMadam is stepped by a FusedMadam: call FusedMadam\.step, not GoldenMadam\.step"
+    with pytest.raises(lnsim.SpecError, match=message):
+        ts[0].step(grads[0])
+    with pytest.raises(lnsim.SpecError, match=message):
+        ts[1].step_bits(lnsim.grad_to_bits(grads[1]))
+    np.testing.assert_array_equal(fused.k, k0)
+    np.testing.assert_array_equal(fused.state, st0)
+    assert ts[0].t == ts[1].t == fused.t == 1
+    fused.step(grads)
+    assert ts[0].t == ts[1].t == fused.t == 2
+
+
+def test_a_fused_member_cannot_join_a_second_fused_madam():
+    spec = _spec(8, "natural", "bfloat16")
+    ts = _tensors(spec, [(2, 2), (3,)], [1.0, 1.0], seed=0)
+    fused = FusedMadam(ts)
+    with pytest.raises(lnsim.SpecError, match=r"tensors\[1\] is already stepped by another FusedMadam"):
+        FusedMadam(_tensors(spec, [(2,)], [1.0], seed=1) + [ts[1]])
+    other = _tensors(spec, [(2,)], [1.0], seed=1)
+    with pytest.raises(lnsim.SpecError, match=r"tensors\[1\] appears twice in tensors"):
+        FusedMadam(other + other)
+    copy = pickle.loads(pickle.dumps(ts[1]))  # arrays of its own: free to step
+    copy.step(-np.ones(3, np.float32))
+    assert copy.t == 1 and not np.shares_memory(copy.k, fused.k)
+    fused.step([np.ones((2, 2), np.float32), -np.ones(3, np.float32)])
+    assert ts[1].t == 1
+
+
+def test_members_step_on_their_own_once_the_fused_madam_is_gone():
+    spec = _spec(8, "natural", "bfloat16")
+    ts = _tensors(spec, [(2, 2), (3,)], [1.0, 1.0], seed=0)
+    plain = _tensors(spec, [(2, 2), (3,)], [1.0, 1.0], seed=0)
+    grads = [np.ones((2, 2), np.float32), -np.ones(3, np.float32)]
+    FusedMadam(ts).step(grads)  # dropped at once: nothing else steps the tensors
+    for t, p, g in zip(ts, plain, grads):
+        p.step(g)
+        t.step(g)
+        p.step(g)
+        assert t.t == p.t == 2
+        np.testing.assert_array_equal(t.k, p.k)
+        np.testing.assert_array_equal(t.state, p.state)

@@ -34,7 +34,9 @@ class FusedMadam:
     :class:`GoldenMadam` does, with one call per step.
 
     The tensors' ``sign``, ``k`` and ``state`` become views of flat buffers owned here (so each
-    :class:`GoldenMadam` still shows its own tensor). ``weights`` are float32 arrays, one per tensor, holding the
+    :class:`GoldenMadam` still shows its own tensor) and their ``t`` follows this object's. While this object
+    lives, only :meth:`step` steps them: :meth:`GoldenMadam.step` of a member raises, as does a second
+    FusedMadam over one of them. ``weights`` are float32 arrays, one per tensor, holding the
     decoded bfloat16 values of the current codes; :meth:`step` rewrites them in place.
 
     Parameters
@@ -50,6 +52,11 @@ class FusedMadam:
         spec = tensors[0].spec
         if any(t.spec != spec for t in tensors) or len({t.t for t in tensors}) != 1:
             raise SpecError("tensors must share one spec and one step count t")
+        for i, t in enumerate(tensors):
+            if t._stepper() is not None:
+                raise SpecError(f"tensors[{i}] is already stepped by another FusedMadam")
+            if any(u is t for u in tensors[:i]):
+                raise SpecError(f"tensors[{i}] appears twice in tensors")
         self.spec = spec
         self.tensors = tensors
         self.t = tensors[0].t
@@ -67,6 +74,7 @@ class FusedMadam:
         self.sign.flags.writeable = False
         for t, sl in zip(tensors, self._slices):
             t.sign, t.k, t.state = (a[sl].reshape(t.k.shape) for a in (self.sign, self.k, self.state))
+            t._fuse(self)
         self._grad = np.zeros(n, np.float32)
         self._grad_bits = (self._grad.view(np.uint32) if spec.cfg.grad_format is GradFormat.FLOAT32
                            else np.zeros(n, grad_dtype(spec)))

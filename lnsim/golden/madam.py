@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,9 @@ class GoldenMadam:
     """A tensor of LNS weights and its B-bit Madam optimiser state, bit-true to docs/datapath.md.
 
     The weights exist only as ``sign`` (uint8, frozen) and ``k`` (``fmt.code_dtype``); ``state`` (uint32)
-    holds the second-moment EMA words; ``t`` counts steps.
+    holds the second-moment EMA words; ``t`` counts steps. While a :class:`lnsim.golden.FusedMadam` holds the
+    tensor, its arrays are views of the fused buffers and only :meth:`FusedMadam.step` steps it (a direct
+    :meth:`step` raises :class:`SpecError`).
 
     Parameters
     ----------
@@ -66,6 +69,19 @@ class GoldenMadam:
                 )
         self.state = np.ascontiguousarray(state).copy()
         self.t = check_int("t", t, 0)
+        self._fused_by = None  # a weak reference to the FusedMadam stepping this tensor
+
+    def _stepper(self):
+        """The live :class:`lnsim.golden.FusedMadam` that steps this tensor, or None."""
+        return None if self._fused_by is None else self._fused_by()
+
+    def __getstate__(self):
+        # A copy (pickle, copy.deepcopy) has arrays of its own: no FusedMadam steps it.
+        return {**self.__dict__, "_fused_by": None}
+
+    def _fuse(self, owner) -> None:
+        """Mark this tensor as stepped by ``owner`` (a FusedMadam) for as long as ``owner`` lives."""
+        self._fused_by = weakref.ref(owner)
 
     @classmethod
     def from_weights(cls, w0, fmt: LNSFormat, cfg: MadamConfig | None = None, sigma_star: float | None = None):
@@ -99,7 +115,15 @@ class GoldenMadam:
         return self.step_bits(grad_to_bits(grad, self.spec.cfg.grad_format), eta_rungs=eta_rungs)
 
     def step_bits(self, grad_bits, *, eta_rungs: int | None = None) -> StepStats:
-        """One step with gradients given as bit patterns of the gradient format (uint16 or uint32)."""
+        """One step with gradients given as bit patterns of the gradient format (uint16 or uint32).
+
+        Raises
+        ------
+        SpecError
+            If a :class:`lnsim.golden.FusedMadam` steps this tensor (a direct step would desynchronise its ``t``).
+        """
+        if self._stepper() is not None:
+            raise SpecError("this GoldenMadam is stepped by a FusedMadam: call FusedMadam.step, not GoldenMadam.step")
         log_eta = tables.log_eta_term(self.spec, eta_rungs)
         log_bc = tables.bias_correction_term(self.spec, self.t + 1)
         n_nan, n_inf = update_inplace(
