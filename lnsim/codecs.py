@@ -11,7 +11,8 @@ import math
 import numba
 import numpy as np
 
-from lnsim.spec import GradFormat, LNSFormat, SpecError, check_enum
+from lnsim.spec import GradFormat, LNSFormat
+from lnsim.validation import SpecError, check_enum
 
 __all__ = ["encode", "decode", "grad_to_bits", "float32_to_bfloat16_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
 

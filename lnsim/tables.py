@@ -12,7 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from lnsim.spec import Base, LNSFormat, Spec, check_int
+from lnsim.spec import Base, LNSFormat, Spec
+from lnsim.validation import check_int
 
 __all__ = [
     "ANTILOG_FRAC_BITS",
@@ -25,6 +26,7 @@ __all__ = [
     "ladder_tables",
     "ladder_split",
     "table_bits",
+    "spec_summary",
     "normalised",
 ]
 
@@ -168,3 +170,9 @@ def table_bits(spec: Spec) -> dict:
     }
     out["update_total"] = out["log"] + out["antilog"]
     return out
+
+
+def spec_summary(spec: Spec) -> dict:
+    """:meth:`Spec.summary` (every input and derived quantity) plus ``table_bits`` (:func:`table_bits`), as
+    plain JSON-able values: what the ``lnsim info`` JSON, the Verilog header and every report record."""
+    return {**spec.summary(), "table_bits": table_bits(spec)}

@@ -9,146 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from lnsim.spec import LNSFormat, MadamConfig, Spec
 from lnsim.train import checkpoint
-from lnsim.train.data import DEFAULT_TEST_SIZE, Split, load_dataset
+from lnsim.train.config import TrainConfig
+from lnsim.train.data import Split, load_dataset
 from lnsim.train.model import MLP
-from lnsim.train.optim import INITS, OPTIMIZERS, FloatParams, LNSParams, init_lns
+from lnsim.train.optim import FloatParams, LNSParams, init_lns
 from lnsim.train.schedule import PlateauSchedule
 
-__all__ = ["HISTORY_KEYS", "TrainConfig", "RunState", "train", "train_epoch", "limit_threads", "spec_to_dict", "spec_from_dict", "DEFAULT_LR"]
+__all__ = ["HISTORY_KEYS", "RunState", "train", "train_epoch", "limit_threads"]
 
-#: Learning rates of the additive baselines when ``lr`` is not given.
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
-SCHEDULES = ("plateau", "constant")
 #: Per-epoch series in ``RunState.history``. ``nonfinite_gradients``: NaN/Inf gradient elements seen in the epoch;
 #: ``skipped_steps``: float-optimiser steps skipped because a gradient was not finite (B-bit Madam never skips:
 #: its datapath leaves NaN elements unchanged and clamps Inf, element by element).
 HISTORY_KEYS = ("train_loss", "train_accuracy", "test_accuracy", "eta_rungs", "nonfinite_gradients", "skipped_steps")
-
-
-def spec_to_dict(spec: Spec) -> dict:
-    """The spec's constructor arguments, JSON-able (floats round-trip exactly)."""
-    f, c = spec.fmt, spec.cfg
-    return {"bits": f.bits, "eta0": f.eta0, "base": f.base.value, "frac_bits": f.frac_bits,
-            "eta": c.eta, "eta_star": c.eta_star, "beta_shift": c.beta_shift, "bias_correction": c.bias_correction,
-            "grad_format": c.grad_format.value, "state_bits": c.state_bits, "log_frac_bits": c.log_frac_bits,
-            "table_index_bits": c.table_index_bits}
-
-
-def spec_from_dict(d: dict) -> Spec:
-    """Inverse of :func:`spec_to_dict`."""
-    fmt = LNSFormat(bits=d["bits"], eta0=d["eta0"], base=d["base"], frac_bits=d["frac_bits"])
-    cfg = MadamConfig(eta=d["eta"], eta_star=d["eta_star"], beta_shift=d["beta_shift"],
-                      bias_correction=d["bias_correction"], grad_format=d["grad_format"], state_bits=d["state_bits"],
-                      log_frac_bits=d["log_frac_bits"], table_index_bits=d["table_index_bits"])
-    return Spec(fmt, cfg)
-
-
-def _int(name, value, lo, hi=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo or (hi is not None and value > hi):
-        allowed = f"an integer >= {lo}" if hi is None else f"an integer in {lo}..{hi}"
-        raise ValueError(f"{name} must be {allowed}, not {value!r}")
-    return int(value)
-
-
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return value
-
-
-def _positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
-    return float(value)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; validated on construction (ValueError naming the field).
-
-    ``spec`` drives B-bit Madam, and float Madam takes its eta, eta_star, beta and bias correction; Adam and
-    SGD take ``lr`` (default :data:`DEFAULT_LR`) and SGD ``momentum``. ``patience`` None with ``schedule``
-    "constant" keeps the learning rate fixed.
-    """
-
-    spec: Spec
-    optimizer: str = "lns-madam"
-    dataset: str = "digits"
-    hidden: tuple = (128,)
-    epochs: int = 100
-    batch_size: int = 32
-    seeds: tuple = (0,)
-    init: str = "quantized"
-    sigma_scale: float = 3.0
-    schedule: str = "plateau"
-    patience: int = 10
-    decay_factor: int = 2
-    threshold: float = 1e-3
-    lr: float | None = None
-    momentum: float = 0.9
-    test_size: float = DEFAULT_TEST_SIZE
-
-    def __post_init__(self):
-        if not isinstance(self.spec, Spec):
-            raise ValueError(f"spec must be a Spec, not {self.spec!r}")
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("init", self.init, INITS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        object.__setattr__(self, "hidden", tuple(_int("hidden sizes", h, 1, 65536) for h in self.hidden))
-        _int("epochs", self.epochs, 1)
-        _int("batch_size", self.batch_size, 1)
-        seeds = tuple(_int("seed", s, 0, 2**63 - 1) for s in self.seeds)
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be one or more distinct integers, not {self.seeds!r}")
-        object.__setattr__(self, "seeds", seeds)
-        object.__setattr__(self, "sigma_scale", _positive("sigma_scale", self.sigma_scale))
-        _int("patience", self.patience, 1)
-        _int("decay_factor", self.decay_factor, 2)
-        if not (isinstance(self.threshold, float) and 0 <= self.threshold < 1):
-            raise ValueError(f"threshold must be a number in [0, 1), not {self.threshold!r}")
-        if self.lr is not None:
-            object.__setattr__(self, "lr", _positive("lr", self.lr))
-        if not (isinstance(self.momentum, numbers.Real) and 0 <= self.momentum < 1):
-            raise ValueError(f"momentum must be a number in [0, 1), not {self.momentum!r}")
-        if not (isinstance(self.test_size, float) and 0 < self.test_size < 1):
-            raise ValueError(f"test_size must be a number in (0, 1), not {self.test_size!r}")
-
-    @property
-    def lns(self) -> bool:
-        """True for B-bit Madam."""
-        return self.optimizer == "lns-madam"
-
-    @property
-    def effective_lr(self) -> float | None:
-        """The learning rate of Adam or SGD (None for the Madams)."""
-        if self.optimizer in DEFAULT_LR:
-            return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
-        return None
-
-    def to_dict(self) -> dict:
-        """JSON-able form (the spec as :func:`spec_to_dict`); what a checkpoint must match to be resumed."""
-        d = asdict(self)
-        d["spec"] = spec_to_dict(self.spec)
-        d["hidden"] = list(self.hidden)
-        d["seeds"] = list(self.seeds)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`."""
-        d = dict(d)
-        d["spec"] = spec_from_dict(d["spec"])
-        d["hidden"] = tuple(d["hidden"])
-        d["seeds"] = tuple(d["seeds"])
-        return cls(**d)
 
 
 @dataclass
