@@ -1,21 +1,15 @@
-"""Helpers shared by the RTL modules: argument checks, clamps, pipeline registers and chains of parts."""
+"""Helpers shared by the RTL modules: table checks, clamps, pipeline registers and chains of parts."""
 
 from __future__ import annotations
-
-import numbers
 
 from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["LaneStreamComponent", "Step", "check_lanes", "check_table", "clamp", "pipeline", "register", "stream_pipeline"]
+from lnsim.validation import check_int
 
-
-def check_lanes(lanes) -> int:
-    """``lanes`` as an int, or ValueError unless it is a positive integer."""
-    if isinstance(lanes, bool) or not isinstance(lanes, numbers.Integral) or lanes < 1:
-        raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
-    return int(lanes)
+__all__ = ["LaneStreamComponent", "Step", "check_table", "clamp", "pipeline", "reference", "register",
+           "stream_pipeline"]
 
 
 class LaneStreamComponent(wiring.Component):
@@ -23,7 +17,7 @@ class LaneStreamComponent(wiring.Component):
     of ``lane_out`` on the output stream ``o``, ``latency`` cycles later; ``ports`` are its other ports."""
 
     def __init__(self, lane_in, lane_out, lanes, latency: int, ports: dict):
-        self._lanes = check_lanes(lanes)
+        self._lanes = check_int("lanes", lanes, 1)
         self._latency = latency
         self.lane_in, self.lane_out = lane_in, lane_out
         super().__init__({
@@ -44,16 +38,17 @@ class LaneStreamComponent(wiring.Component):
 
 
 def check_table(name: str, table, entries: int, width: int) -> list:
-    """A table (or override) as a list of ints: ``entries`` integers in ``0 .. 2**width - 1``."""
+    """A table (or override) as a list of ints: ``entries`` integers in ``0 .. 2**width - 1``.
+
+    Raises
+    ------
+    ValueError
+        If the length or an entry is wrong (:class:`~lnsim.validation.SpecError` for an entry).
+    """
     values = list(table)
     if len(values) != entries:
         raise ValueError(f"{name} must have {entries} entries (2**table_index_bits + 1), not {len(values)}")
-    out = []
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < 2**width:
-            raise ValueError(f"{name}[{i}] must be an integer in 0..{2**width - 1}, not {v!r}")
-        out.append(int(v))
-    return out
+    return [check_int(f"{name}[{i}]", v, 0, 2**width - 1) for i, v in enumerate(values)]
 
 
 def clamp(value, lo: int, hi: int):
@@ -149,3 +144,15 @@ def pipeline(m: Module, stages: list, values: dict, outputs, *, advance=None, pr
         if advance is not None:
             values = register(m, advance, f"{prefix}s{k}", **{n: values[n] for n in sorted(live[k - 1])})
     return {n: values[n] for n in outputs}
+
+
+def reference(comp: wiring.Component, parts: list) -> Module:
+    """A stage's combinational reference: ``parts`` (:func:`pipeline` stages) chained without registers
+    between ``comp``'s input and output ports, which have the parts' port names."""
+    m = Module()
+    members = comp.signature.members.items()
+    ins = {n: getattr(comp, n) for n, mem in members if mem.flow == wiring.In}
+    outs = [n for n, mem in members if mem.flow == wiring.Out]
+    got = pipeline(m, parts, ins, outs)
+    m.d.comb += [getattr(comp, n).eq(got[n]) for n in outs]
+    return m

@@ -7,11 +7,11 @@ same bit width, so a report can show what the multiplicative log-domain update c
 
 from __future__ import annotations
 
-import numbers
-
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data
 from amaranth.lib.wiring import In
+
+from lnsim.validation import check_int
 
 from ._util import LaneStreamComponent, clamp, register, stream_pipeline
 
@@ -19,12 +19,6 @@ __all__ = ["LinearUpdateUnit"]
 
 #: Pipeline registers: one after the multiplier, one after the saturating subtraction.
 LATENCY = 2
-
-
-def _check_bits(bits) -> int:
-    if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 2 <= bits <= 24:
-        raise ValueError(f"bits must be an integer in 2..24, not {bits!r}")
-    return int(bits)
 
 
 class LinearUpdateUnit(LaneStreamComponent):
@@ -59,12 +53,13 @@ class LinearUpdateUnit(LaneStreamComponent):
     """
 
     def __init__(self, *, bits: int, lanes: int = 1):
-        self._bits = B = _check_bits(bits)
+        self._bits = B = check_int("bits", bits, 2, 24)
         super().__init__(data.StructLayout({"w": signed(B), "g": signed(B)}), data.StructLayout({"w": signed(B)}),
                          lanes, LATENCY, {"lr": In(B)})
 
     @property
     def bits(self) -> int:
+        """B, the width of ``w``, ``g`` and ``lr``."""
         return self._bits
 
     def elaborate(self, platform):

@@ -10,14 +10,20 @@ from amaranth.lib.wiring import In
 from lnsim.spec import Spec
 
 from ._util import LaneStreamComponent, Step, check_table, pipeline, stream_pipeline
-from .stages import SaturatingAdd, Widths, ema_parts, log_ratio_parts, rung_step_parts, unpack_parts
+from .ema import ema_parts
+from .log_ratio import log_ratio_parts
+from .rung_step import rung_step_parts
+from .saturating_add import SaturatingAdd
+from .unpack import unpack_parts
+from .widths import Widths
 
 __all__ = ["UpdateUnit", "update_layouts"]
 
 #: Pipeline registers, one after each stage of :func:`lane_stages`: stage 1 in two parts (classify,
 #: normalise), stage 2 in six (square, round, align, halve, sum, renormalise), stage 3 in five (exponent
 #: difference and table reads, I and bank selects, multiplies, interpolation sums, X), stage 4 in seven (Y,
-#: table reads, bank select, multiply, interpolation sum, shift, round), stage 5.
+#: table reads, bank select, multiply, interpolation sum, shift, round), stage 5. :func:`lane_stages` raises
+#: if its list has another length.
 LATENCY = 21
 
 
@@ -28,9 +34,7 @@ def update_layouts(spec: Spec) -> tuple[data.StructLayout, data.StructLayout]:
     ``nan`` (1), ``inf`` (1).
     """
     w = Widths(spec)
-    lane_in = data.StructLayout({"sw": 1, "k": w.B, "g": w.W, "st": w.state_bits})
-    lane_out = data.StructLayout({"k": w.B, "st": w.state_bits, "nan": 1, "inf": 1})
-    return lane_in, lane_out
+    return w.lane_in, w.lane_out
 
 
 class UpdateUnit(LaneStreamComponent):
@@ -73,10 +77,11 @@ class UpdateUnit(LaneStreamComponent):
         self._log_table = None if log_table is None else check_table("log_table", log_table, entries, w.log_entry)
         self._antilog_table = (None if antilog_table is None
                                else check_table("antilog_table", antilog_table, entries, w.antilog_entry))
-        super().__init__(*update_layouts(spec), lanes, LATENCY, {"log_eta": In(w.log_eta), "log_bc": In(w.log_bc)})
+        super().__init__(w.lane_in, w.lane_out, lanes, LATENCY, {"log_eta": In(w.log_eta), "log_bc": In(w.log_bc)})
 
     @property
     def spec(self) -> Spec:
+        """The spec the unit is built from."""
         return self._w.spec
 
     @property
@@ -96,7 +101,6 @@ class UpdateUnit(LaneStreamComponent):
             x, y = self.i.payload[j], self.o.payload[j]
             ins = {"sw": x.sw, "k": x.k, "gbits": x.g, "st": x.st, "log_eta": self.log_eta, "log_bc": self.log_bc}
             stages = lane_stages(self.spec, log_table=self._log_table, antilog_table=self._antilog_table)
-            assert len(stages) == LATENCY
             out = pipeline(m, stages, ins, ("k", "st", "nan", "inf"), advance=advance, prefix=f"lane{j}_")
             m.d.comb += [y.k.eq(out["k"]), y.st.eq(out["st"]), y.nan.eq(out["nan"]), y.inf.eq(out["inf"])]
         return m
@@ -105,7 +109,13 @@ class UpdateUnit(LaneStreamComponent):
 def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
     """One lane's :data:`LATENCY` pipeline stages (:func:`~lnsim_rtl._util.pipeline`): the parts of the five
     reference stages, each followed by a register in :class:`UpdateUnit`, and the two NaN selects (a NaN
-    keeps ``st`` and ``k``)."""
+    keeps ``st`` and ``k``).
+
+    Raises
+    ------
+    RuntimeError
+        If the list does not have :data:`LATENCY` stages (the constant and the parts disagree).
+    """
     keep_st = Step(("nan", "st", "st_new"), ("st",), lambda nan, st, st_new: {"st": Mux(nan, st, st_new)})
     keep_k = Step(("nan", "k", "k_new"), ("k",), lambda nan, k, k_new: {"k": Mux(nan, k, k_new)})
     ema = ema_parts(spec)
@@ -116,10 +126,15 @@ def lane_stages(spec: Spec, *, log_table=None, antilog_table=None) -> list:
     rung = rung_step_parts(spec, antilog_table=antilog_table)
     unpack = unpack_parts(spec)
     unpack[0].update(rung[0])  # the step's scalars, log_r
-    return [
+    stages = [
         *unpack,
         *ema,
         *log[2:],
         *rung[1:],
         {"saturating_add": SaturatingAdd(spec), "keep_k": keep_k},
     ]
+    # The latency is a constant the benches and headers read before anything is built: hold it to the list.
+    if len(stages) != LATENCY:
+        raise RuntimeError(f"lane_stages builds {len(stages)} pipeline stages, but update_unit.LATENCY is "
+                           f"{LATENCY}: change one to match the other")
+    return stages

@@ -56,8 +56,10 @@ def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_un
         *_payload_lines("i__payload", "in", unit.lane_in, unit.lanes),
         "  o__valid     out  1     output stream handshake (o__ready in)",
         *_payload_lines("o__payload", "out", unit.lane_out, unit.lanes),
-        f"  log_eta      in   [{w.F + 5}:0]  round(2**F * 2 * log2(eta_rungs)), sampled with each accepted input",
-        f"  log_bc       in   [{w.F + 4}:0]  round(2**F * -log2(1 - beta**t)), sampled with each accepted input",
+        f"  log_eta      in   [{w.log_eta.width - 1}:0]  round(2**F * 2 * log2(eta_rungs)), sampled with each "
+        f"accepted input",
+        f"  log_bc       in   [{w.log_bc.width - 1}:0]  round(2**F * -log2(1 - beta**t)), sampled with each "
+        f"accepted input",
     ]
     title = f"{name}: B-bit Madam update unit (lnsim_rtl.UpdateUnit; docs/datapath.md, docs/rtl.md)"
     return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)
@@ -82,8 +84,9 @@ def generate_decoder_verilog(fmt: LNSFormat, *, lanes: int = 1, name: str = "lns
         *_payload_lines("i__payload", "in", unit.lane_in, unit.lanes),
         "  o__valid     out  1     output stream handshake (o__ready in)",
         *_payload_lines("o__payload", "out", unit.lane_out, unit.lanes),
-        "  sigma_es     in   [9:0]   signed; sigma_star ~= sigma_mus * 2**(sigma_es - 15), sampled with each input",
-        "  sigma_mus    in   [15:0]  in [2**15, 2**16) (lnsim.golden.sigma_star_fixed)",
+        f"  sigma_es     in   [{len(unit.sigma_es) - 1}:0]   signed; sigma_star ~= sigma_mus * 2**(sigma_es - 15), "
+        f"sampled with each input",
+        f"  sigma_mus    in   [{len(unit.sigma_mus) - 1}:0]  in [2**15, 2**16) (lnsim.golden.sigma_star_fixed)",
     ]
     title = f"{name}: LNS weight decoder to bfloat16 (lnsim_rtl.DecodeUnit; docs/datapath.md, docs/rtl.md)"
     return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)

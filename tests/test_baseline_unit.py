@@ -13,7 +13,7 @@ import pytest
 from amaranth.hdl import Value
 
 from lnsim_rtl import LinearUpdateUnit
-from test_rtl_unit import run_stream
+from rtl_helpers import pack_lane, run_stream, unpack_lane
 
 
 def linear_update(w: int, g: int, lr: int, bits: int) -> int:
@@ -49,21 +49,15 @@ def run_linear_unit(bits: int, lanes: int, vecs: list, *, seed: int) -> list:
     vecs = vecs + [vecs[-1]] * (-len(vecs) % lanes)
     beats = [vecs[b:b + lanes] for b in range(0, len(vecs), lanes)]
     dut = LinearUpdateUnit(bits=bits, lanes=lanes)
-    mask = (1 << bits) - 1
 
     def set_inputs(ctx, beat):
-        word = sum(((w & mask) | (g & mask) << bits) << (2 * bits * j) for j, (w, g, _) in enumerate(beat))
+        word = sum(pack_lane(dut.lane_in, w=w, g=g) << (dut.lane_in.size * j) for j, (w, g, _) in enumerate(beat))
         ctx.set(Value.cast(dut.i.payload), word)
         ctx.set(dut.lr, beat[0][2])
 
     words = run_stream(dut, beats, seed=seed, set_inputs=set_inputs)
     assert len(words) == len(beats)
-    out = []
-    for word in words:
-        for j in range(lanes):
-            v = word >> (bits * j) & mask
-            out.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return out
+    return [unpack_lane(dut.lane_out, word, j)["w"] for word in words for j in range(lanes)]
 
 
 def test_model_by_hand():
@@ -92,3 +86,13 @@ def test_corners_reach_both_saturations():
     results = [(linear_update(w, g, lr, bits), w - ((lr * g + 128) >> 8)) for w, g, lr in corner_vectors(bits)]
     assert any(raw > 127 and new == 127 for new, raw in results)
     assert any(raw < -128 and new == -128 for new, raw in results)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(bits=25), "bits must be an integer in 2..24, not 25"),
+    (dict(bits=True), "bits must be an integer in 2..24, not True"),
+    (dict(bits=8, lanes=0), "lanes must be an integer >= 1, not 0"),
+])
+def test_linear_unit_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LinearUpdateUnit(**kwargs)

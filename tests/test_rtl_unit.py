@@ -6,30 +6,35 @@ Random valid/ready stalls on both streams, per-beat step scalars, every output c
 the comparison can fail.
 """
 
+import contextlib
+import gc
 import json
+import warnings
 
 import numpy as np
 import pytest
-from amaranth.hdl import Value
+from amaranth.hdl import Fragment, UnusedElaboratable, Value
 from amaranth.sim import Simulator
 
 from lnsim import LNSFormat, tables
 from lnsim.golden import decode_bf16, sigma_star_fixed, update_inplace, update_trace
-from lnsim_rtl import DecodeUnit, UpdateUnit, generate_decoder_verilog, generate_verilog
-from lnsim_rtl.update_unit import LATENCY
-from test_rtl_stages import SPECS, vectors
+from lnsim_rtl import DecodeUnit, UpdateUnit, generate_decoder_verilog, generate_verilog, update_unit
+from lnsim_rtl.update_unit import LATENCY, lane_stages
+from rtl_helpers import SPECS, pack_lane, run_stream, unpack_lane, vectors
+
+#: The output fields of an update lane, in the order golden_beat gives them.
+OUT_FIELDS = ("k", "st", "nan", "inf")
 
 
-def _pack_update_lane(spec, sw, k, g, st):
-    """One input lane as docs/rtl.md lays it out, from the LSB: sw (1), k (B), g (W), st (state_bits)."""
-    B, W = spec.fmt.bits, spec.cfg.grad_format.width
-    return sw | k << 1 | g << (1 + B) | st << (1 + B + W)
+def _pack_update_lane(dut, sw, k, g, st):
+    """One input lane of ``dut`` as docs/rtl.md lays it out (``dut.lane_in``): sw, k, g, st from the LSB."""
+    return pack_lane(dut.lane_in, sw=sw, k=k, g=g, st=st)
 
 
-def _unpack_update_lane(spec, word):
-    """One output lane, from the LSB: k (B), st (state_bits), nan (1), inf (1)."""
-    B, sb = spec.fmt.bits, spec.cfg.state_bits
-    return (word & (2**B - 1), word >> B & (2**sb - 1), word >> (B + sb) & 1, word >> (B + sb + 1) & 1)
+def _unpack_update_lane(dut, word, lane=0):
+    """Lane ``lane`` of an output payload of ``dut`` (``dut.lane_out``): (k, st, nan, inf)."""
+    fields = unpack_lane(dut.lane_out, word, lane)
+    return tuple(fields[name] for name in OUT_FIELDS)
 
 
 def golden_beat(spec, beat, log_eta, log_bc):
@@ -46,66 +51,21 @@ def golden_beat(spec, beat, log_eta, log_bc):
     return [(int(k[j]), int(st[j]), int(nan[j]), int(inf[j])) for j in range(len(beat))]
 
 
-def run_stream(dut, beats, *, seed, p_valid=0.7, p_ready=0.7, set_inputs, drain=8):
-    """Push ``beats`` through ``dut`` with random valid/ready stalls; returns the raw output payloads.
-
-    ``set_inputs(ctx, beat)`` drives the payload and per-beat ports; idle cycles drive random junk with
-    ``valid`` low. After the last output the stream must stay quiet for ``drain`` cycles.
-    """
-    rng = np.random.default_rng(seed)
-    junk = np.random.default_rng(seed + 1)
-    outputs = []
-    payload_in, payload_out = Value.cast(dut.i.payload), Value.cast(dut.o.payload)
-
-    async def producer(ctx):
-        for beat in beats:
-            while rng.random() > p_valid:
-                ctx.set(dut.i.valid, 0)
-                ctx.set(payload_in, int(junk.integers(0, 2**62)) % 2 ** len(payload_in))
-                await ctx.tick()
-            set_inputs(ctx, beat)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-        ctx.set(dut.i.valid, 0)
-
-    async def consumer(ctx):
-        deadline = 20 * len(beats) + 100  # cycles: a hung pipeline fails instead of running forever
-        while len(outputs) < len(beats):
-            deadline -= 1
-            assert deadline > 0, f"only {len(outputs)} of {len(beats)} outputs"
-            ctx.set(dut.o.ready, int(rng.random() < p_ready))
-            _, _, valid, ready, payload = await ctx.tick().sample(dut.o.valid, dut.o.ready, payload_out)
-            if valid and ready:
-                outputs.append(payload)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(drain):
-            _, _, valid = await ctx.tick().sample(dut.o.valid)
-            assert not valid, "an extra output after the last input"
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return outputs
-
-
 def run_update_unit(spec, lanes, n_beats, *, seed, **kwargs):
     """Random beats through an UpdateUnit; returns (beats, rtl lanes, golden lanes), lanes as (k, st, nan, inf)."""
     dut = UpdateUnit(spec, lanes=lanes, **kwargs)
     vecs = vectors(spec, n_beats * lanes, seed)
     beats = [vecs[b * lanes:(b + 1) * lanes] for b in range(n_beats)]
-    L = 1 + spec.fmt.bits + spec.cfg.grad_format.width + spec.cfg.state_bits
+    L = dut.lane_in.size
 
     def set_inputs(ctx, beat):
-        word = sum(_pack_update_lane(spec, *x[:4]) << (j * L) for j, x in enumerate(beat))
+        word = sum(_pack_update_lane(dut, *x[:4]) << (j * L) for j, x in enumerate(beat))
         ctx.set(Value.cast(dut.i.payload), word)
         ctx.set(dut.log_eta, beat[0][4])  # the step's scalars: the first lane's, per beat
         ctx.set(dut.log_bc, beat[0][5])
 
     words = run_stream(dut, beats, seed=seed, set_inputs=set_inputs)
-    Lo = spec.fmt.bits + spec.cfg.state_bits + 2
-    rtl = [[_unpack_update_lane(spec, w >> (j * Lo)) for j in range(lanes)] for w in words]
+    rtl = [[_unpack_update_lane(dut, w, j) for j in range(lanes)] for w in words]
     gold = [golden_beat(spec, beat, beat[0][4], beat[0][5]) for beat in beats]
     return beats, rtl, gold
 
@@ -145,6 +105,28 @@ def test_update_unit_latency_without_stalls():
     assert seen == [0] * dut.latency + [1] * 2
 
 
+@contextlib.contextmanager
+def _discarding_parts():
+    """Parts built only to be counted or discarded on an error warn when collected: collect them quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        yield
+        gc.collect()
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_latency_is_the_number_of_lane_stages(name):
+    with _discarding_parts():
+        assert len(lane_stages(SPECS[name])) == LATENCY == UpdateUnit(SPECS[name]).latency
+
+
+def test_latency_disagreeing_with_the_stages_is_an_error(monkeypatch):
+    monkeypatch.setattr(update_unit, "LATENCY", LATENCY - 1)
+    with _discarding_parts(), pytest.raises(RuntimeError, match=f"lane_stages builds {LATENCY} pipeline stages, "
+                                                                f"but update_unit.LATENCY is {LATENCY - 1}"):
+        Fragment.get(UpdateUnit(SPECS["default"]), None)
+
+
 def _fault_table(spec):
     """An antilog table with one entry halved, and an input whose rung step that entry decides."""
     F, a = spec.cfg.log_frac_bits, spec.cfg.table_index_bits
@@ -171,12 +153,12 @@ def test_fault_injection_one_antilog_entry_changes_an_output():
         dut = UpdateUnit(spec, **kwargs)
 
         def set_inputs(ctx, beat):
-            ctx.set(Value.cast(dut.i.payload), _pack_update_lane(spec, *beat[0][:4]))
+            ctx.set(Value.cast(dut.i.payload), _pack_update_lane(dut, *beat[0][:4]))
             ctx.set(dut.log_eta, beat[0][4])
             ctx.set(dut.log_bc, beat[0][5])
 
         words = run_stream(dut, [[vec]], seed=0, set_inputs=set_inputs, drain=1)
-        return [_unpack_update_lane(spec, words[0])]
+        return [_unpack_update_lane(dut, words[0])]
 
     assert run() == golden
     assert run(antilog_table=table) != golden
@@ -184,7 +166,7 @@ def test_fault_injection_one_antilog_entry_changes_an_output():
 
 def test_update_unit_validation():
     spec = SPECS["default"]
-    with pytest.raises(ValueError, match="lanes must be a positive integer, not 0"):
+    with pytest.raises(ValueError, match="lanes must be an integer >= 1, not 0"):
         UpdateUnit(spec, lanes=0)
     with pytest.raises(TypeError, match="spec must be an lnsim.spec.Spec, not None"):
         UpdateUnit(None)
@@ -234,13 +216,15 @@ def test_decode_unit_all_codes(fmt):
 
     def set_inputs(ctx, beat):
         sw, kk, sig = beat
-        ctx.set(Value.cast(dut.i.payload), sum((int(s) | int(c) << 1) << (j * (fmt.bits + 1)) for j, (s, c) in enumerate(zip(sw, kk))))
+        L = dut.lane_in.size
+        ctx.set(Value.cast(dut.i.payload), sum(pack_lane(dut.lane_in, sw=int(s), k=int(c)) << (j * L)
+                                               for j, (s, c) in enumerate(zip(sw, kk))))
         es, mus = sigma_star_fixed(sig)
         ctx.set(dut.sigma_es, es)
         ctx.set(dut.sigma_mus, mus)
 
     words = run_stream(dut, beats, seed=fmt.bits, p_valid=0.8, p_ready=0.8, set_inputs=set_inputs)
-    rtl = np.array([w >> (16 * j) & 0xFFFF for w in words for j in range(lanes)])[: len(gold)]
+    rtl = np.array([unpack_lane(dut.lane_out, w, j)["bits"] for w in words for j in range(lanes)])[: len(gold)]
     bad = np.flatnonzero(rtl != gold)
     assert not len(bad), f"{len(bad)} weights differ; first (sw, k): {[(int(sign[i]), int(k[i]), hex(rtl[i]), hex(gold[i])) for i in bad[:5]]}"
 
@@ -248,7 +232,7 @@ def test_decode_unit_all_codes(fmt):
 def test_decode_unit_validation():
     with pytest.raises(TypeError, match="fmt must be an lnsim.spec.LNSFormat, not 12"):
         DecodeUnit(12)
-    with pytest.raises(ValueError, match="lanes must be a positive integer, not -1"):
+    with pytest.raises(ValueError, match="lanes must be an integer >= 1, not -1"):
         DecodeUnit(LNSFormat(bits=4, eta0=0.25), lanes=-1)
 
 
