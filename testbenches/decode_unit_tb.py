@@ -14,14 +14,13 @@ import numpy as np
 
 from lnsim.golden import decode_bf16, sigma_star_fixed
 from lnsim.spec import Base, LNSFormat
+from lnsim_rtl.decode_unit import SIGMA_ES_BITS, decode_layouts
 from lnsim_testbenches.common import bench_params, write_results
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, StallPattern, StreamDriver, StreamMonitor,
                                        run_stream, start_in_reset)
 
 #: sigma_star values: typical, tiny (results flush to zero), large, and awkward mantissas.
 SIGMA_STARS = (1.0, 0.05, 3.7, 2.0**-100, 1000.0, 1.0 / 3.0)
-#: Width of the decoder's signed ``sigma_es`` port.
-SIGMA_ES_BITS = 10
 
 
 def _fmt(d: dict) -> LNSFormat:
@@ -31,11 +30,14 @@ def _fmt(d: dict) -> LNSFormat:
 
 
 class DecodeLayout:
-    """Payload packing: per lane ``sw`` (bit 0), ``k`` (B bits) in; ``bits`` (16) out."""
+    """Payload packing by the decoder's lane layouts (:func:`lnsim_rtl.decode_unit.decode_layouts`): per lane
+    ``sw`` (bit 0), ``k`` (B bits) in; ``bits`` (16) out."""
 
     def __init__(self, fmt: LNSFormat, lanes: int):
-        self.lanes, self.B = lanes, fmt.bits
-        self.L_in = 1 + fmt.bits
+        lane_in, lane_out = decode_layouts(fmt)
+        self.lanes = lanes
+        self.L_in, self.L_out = lane_in.size, lane_out.size
+        self.k_offset = lane_in["k"].offset
 
     def _beats(self, words: list, width: int) -> list:
         n = self.lanes
@@ -46,10 +48,11 @@ class DecodeLayout:
         return out
 
     def pack_inputs(self, sw, k) -> list:
-        return self._beats((sw.astype(np.uint64) | (k.astype(np.uint64) << np.uint64(1))).tolist(), self.L_in)
+        words = sw.astype(np.uint64) | (k.astype(np.uint64) << np.uint64(self.k_offset))
+        return self._beats(words.tolist(), self.L_in)
 
     def pack_outputs(self, bits) -> list:
-        return self._beats(bits.astype(np.uint64).tolist(), 16)
+        return self._beats(bits.astype(np.uint64).tolist(), self.L_out)
 
 
 @cocotb.test()
@@ -82,11 +85,12 @@ async def all_codes(dut):
 
     def describe(beat, got):
         out = []
+        Lo = layout.L_out
         for j in range(lanes):
-            g, e = (got >> (16 * j)) & 0xFFFF, (beat.expected >> (16 * j)) & 0xFFFF
+            g, e = (got >> (Lo * j)) & (2**Lo - 1), (beat.expected >> (Lo * j)) & (2**Lo - 1)
             if g != e:
                 x = beat.payload >> (j * layout.L_in)
-                out.append({"vector": beat.index + j, "sw": x & 1, "k": (x >> 1) & (2**fmt.bits - 1),
+                out.append({"vector": beat.index + j, "sw": x & 1, "k": (x >> layout.k_offset) & (2**fmt.bits - 1),
                             "sigma_es_mus": list(beat.scalars), "rtl": hex(g), "golden": hex(e),
                             "rtl_value": _bf16(g), "golden_value": _bf16(e)})
         return out

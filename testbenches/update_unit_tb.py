@@ -31,6 +31,7 @@ from cocotb.triggers import RisingEdge
 from lnsim import tables
 from lnsim.golden import grad_dtype, update_inplace
 from lnsim.spec import Spec
+from lnsim_rtl.widths import Widths
 from lnsim_testbenches.common import bench_params, write_results
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
                                        StreamMonitor, run_stream, start_in_reset)
@@ -42,49 +43,47 @@ _RESULTS: dict = {"tests": {}}
 
 
 class UnitLayout:
-    """Payload packing of docs/rtl.md: per lane ``sw, k, g, st`` in and ``k, st, nan, inf`` out, from the LSB."""
+    """Payload packing of docs/rtl.md by the unit's own lane layouts (:class:`lnsim_rtl.stages.Widths`): per lane
+    ``sw, k, g, st`` in and ``k, st, nan, inf`` out, from the LSB; lane ``j`` of a beat at ``j * L_in`` (``L_out``)."""
 
     def __init__(self, spec: Spec, lanes: int):
-        self.lanes = lanes
-        self.B, self.W, self.SB = spec.fmt.bits, spec.cfg.grad_format.width, spec.cfg.state_bits
-        self.L_in = 1 + self.B + self.W + self.SB
-        self.L_out = self.B + self.SB + 2
+        w = Widths(spec)
+        self.lanes, self._in, self._out = lanes, w.lane_in, w.lane_out
+        self.L_in, self.L_out = w.lane_in.size, w.lane_out.size
 
-    def _beats(self, words: list, width: int) -> list:
+    def _pack(self, layout, columns: dict) -> list:
+        """One payload word per beat of ``lanes`` elements (the fields in the low 64 bits packed in NumPy)."""
         n = self.lanes
-        if n == 1:
-            return words
-        cols = [words[j::n] for j in range(n)]
-        out = cols[0]
-        for j in range(1, n):
-            sh = j * width
-            out = [w | (c << sh) for w, c in zip(out, cols[j])]
-        return out
+        low, high = np.zeros(len(columns["k"]) // n, np.uint64), []
+        for j in range(n):
+            for name, f in layout:
+                col, offset = columns[name][j::n], j * layout.size + f.offset
+                if offset + f.width <= 64:
+                    low |= col.astype(np.uint64) << np.uint64(offset)
+                else:
+                    high.append((offset, col.tolist()))
+        words = low.tolist()
+        for offset, values in high:
+            words = [w | (v << offset) for w, v in zip(words, values)]
+        return words
 
     def pack_inputs(self, sw, k, g, st) -> list:
-        lo = (sw.astype(np.uint64) | (k.astype(np.uint64) << np.uint64(1))
-              | (g.astype(np.uint64) << np.uint64(1 + self.B)))
-        sh = 1 + self.B + self.W
-        words = [a | (b << sh) for a, b in zip(lo.tolist(), st.tolist())]
-        return self._beats(words, self.L_in)
+        return self._pack(self._in, {"sw": sw, "k": k, "g": g, "st": st})
 
     def pack_outputs(self, k, st, nan, inf) -> list:
-        B, SB = self.B, self.SB
-        w = (k.astype(np.uint64) | (st.astype(np.uint64) << np.uint64(B))
-             | (nan.astype(np.uint64) << np.uint64(B + SB)) | (inf.astype(np.uint64) << np.uint64(B + SB + 1)))
-        return self._beats(w.tolist(), self.L_out)
+        return self._pack(self._out, {"k": k, "st": st, "nan": nan, "inf": inf})
 
     def lane_in(self, word: int, j: int) -> dict:
-        x = word >> (j * self.L_in)
-        B, W, SB = self.B, self.W, self.SB
-        return {"sw": x & 1, "k": (x >> 1) & (2**B - 1), "g": (x >> (1 + B)) & (2**W - 1),
-                "st": (x >> (1 + B + W)) & (2**SB - 1)}
+        return _lane_fields(self._in, word, j)
 
     def lane_out(self, word: int, j: int) -> dict:
-        x = word >> (j * self.L_out)
-        B, SB = self.B, self.SB
-        return {"k": x & (2**B - 1), "st": (x >> B) & (2**SB - 1), "nan": (x >> (B + SB)) & 1,
-                "inf": (x >> (B + SB + 1)) & 1}
+        return _lane_fields(self._out, word, j)
+
+
+def _lane_fields(layout, word: int, j: int) -> dict:
+    """Lane ``j`` of a payload word, ``{field: value}`` in the layout's order."""
+    x = word >> (j * layout.size)
+    return {name: (x >> f.offset) & (2**f.width - 1) for name, f in layout}
 
 
 class GoldenModel:
