@@ -7,10 +7,17 @@ Every optimiser here has the same calling shape::
         opt.step(g)                # updates the weights in place, returns None
     w = opt.weights()              # float64 copy of the current weights
     opt.t                          # number of steps taken
+    opt.lr = 1e-4                  # Adam, SGD: the learning rate (Madam: opt.eta, opt.g_bound)
+    state = opt.state_dict()       # a plain dict of NumPy arrays and numbers
+    opt.load_state_dict(state)     # restores exactly that state
 
 ``w0`` is an array of any shape; it is copied to float64, so the caller's array is never modified.
-Hyper-parameters are keyword-only and validated on construction; an invalid one raises
-:class:`ValueError` with the message ``"<name> must be <requirement>, not <value!r>"``.
+Hyper-parameters are keyword-only and validated on construction, by the learning-rate setters and by
+:meth:`~_Optimiser.load_state_dict`; an invalid one raises :class:`lnsim.validation.SpecError` (a
+:class:`ValueError`) with the one-line message ``"<name> must be <requirement>, not <value!r>"``.
+
+The keys of :meth:`~_Optimiser.state_dict` are public and listed under "State" in each class: a
+checkpoint that stores them does not depend on the classes' private attributes.
 
 * :class:`Madam` is float Madam exactly as the authors' PyTorch code behaves (Bernstein et al., 2020,
   "Learning compositional functions via multiplicative weight updates"), including its quirks: the
@@ -23,59 +30,14 @@ Hyper-parameters are keyword-only and validated on construction; an invalid one 
 from __future__ import annotations
 
 import math
-import numbers
+import reprlib
 
 import numpy as np
 
+from lnsim.validation import (SpecError, check_bool, check_int, check_interval, check_non_negative, check_positive,
+                              is_real)
+
 __all__ = ["Madam", "Adam", "SGD"]
-
-
-# --------------------------------------------------------------------------------------------------
-# Validation helpers
-# --------------------------------------------------------------------------------------------------
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_positive(name: str, value) -> float:
-    """A finite real number > 0."""
-    if not (_is_real(value) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, not {value!r}")
-    return float(value)
-
-
-def _check_non_negative(name: str, value) -> float:
-    """A finite real number >= 0."""
-    if not (_is_real(value) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
-    return float(value)
-
-
-def _check_unit_interval(name: str, value) -> float:
-    """A real number in [0, 1) (an exponential-moving-average decay)."""
-    if not (_is_real(value) and 0 <= value < 1):
-        raise ValueError(f"{name} must be a number in [0, 1), not {value!r}")
-    return float(value)
-
-
-def _check_bool(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, not {value!r}")
-    return bool(value)
-
-
-def _check_weights(w0) -> np.ndarray:
-    """Copy ``w0`` to a fresh float64 array, rejecting non-finite entries."""
-    try:
-        w = np.array(w0, dtype=np.float64, copy=True)
-    except (TypeError, ValueError):
-        raise ValueError(f"w0 must be an array of real numbers, not {w0!r}") from None
-    bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))
-    if bad:
-        raise ValueError(f"w0 must contain only finite numbers, not an array with {bad} non-finite entries")
-    return w
 
 
 # --------------------------------------------------------------------------------------------------
@@ -83,8 +45,54 @@ def _check_weights(w0) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+def _check_weights(w0) -> np.ndarray:
+    """Copy ``w0`` to a fresh float64 array, rejecting non-finite entries."""
+    try:
+        w = np.array(w0, dtype=np.float64, copy=True)
+    except (TypeError, ValueError):
+        raise SpecError(f"w0 must be an array of real numbers, not {w0!r}") from None
+    bad = int(np.size(w) - np.count_nonzero(np.isfinite(w)))
+    if bad:
+        raise SpecError(f"w0 must contain only finite numbers, not an array with {bad} non-finite entries")
+    return w
+
+
+def _check_decay(name: str, value) -> float:
+    """An exponential-moving-average decay: a number in [0, 1)."""
+    return check_interval(name, value, 0, 1)
+
+
+def _check_nesterov(name: str, nesterov: bool, momentum: float, given) -> None:
+    """Nesterov momentum needs a momentum factor > 0 (``given`` is the value as the caller gave it)."""
+    if nesterov and momentum == 0.0:
+        raise SpecError(f"{name} must be > 0 when nesterov is True, not {given!r}")
+
+
+def _check_state_array(name: str, value, shape: tuple) -> np.ndarray:
+    """A fresh float64 copy of ``value`` if it is a NumPy float array of ``shape``, else a SpecError.
+
+    Entries are not required to be finite: a moving average fed an infinite gradient is infinite, and
+    such a state must still round-trip.
+    """
+    if not (isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.shape == shape):
+        got = (f"an array of dtype {value.dtype} and shape {value.shape}" if isinstance(value, np.ndarray)
+               else reprlib.repr(value))
+        raise SpecError(f"{name} must be a float array of shape {shape}, not {got}")
+    return value.astype(np.float64)
+
+
 class _Optimiser:
-    """Weights, step counter and gradient checking shared by the reference optimisers."""
+    """Weights, step counter, gradient checking and the state dict shared by the reference optimisers.
+
+    A subclass lists what its state holds besides ``"w"`` and ``"t"``: ``_MOMENTS`` maps a state key to
+    the private attribute holding that moving-average array, ``_OPTIONAL`` names the moments that may be
+    None (not yet created: the key is then left out), and ``_HYPER`` maps a state key to the private
+    attribute and the check of a hyper-parameter.
+    """
+
+    _MOMENTS: dict = {}
+    _OPTIONAL: frozenset = frozenset()
+    _HYPER: dict = {}
 
     def __init__(self, w0) -> None:
         self._w = _check_weights(w0)
@@ -105,6 +113,62 @@ class _Optimiser:
             does not affect the optimiser.
         """
         return self._w.copy()
+
+    def state_dict(self) -> dict:
+        """Return everything the next :meth:`step` depends on, as a plain dict.
+
+        Returns
+        -------
+        dict
+            ``"w"``: the weights (float64 array of the shape of ``w0``); ``"t"``: the step count (int);
+            then the class's moving averages (float64 arrays of that shape) and hyper-parameters (float or
+            bool), under the keys listed in the class's "State" section. Arrays are copies: the dict does
+            not alias the optimiser.
+        """
+        state = {"w": self._w.copy(), "t": self._t}
+        for key, attr in self._MOMENTS.items():
+            value = getattr(self, attr)
+            if value is not None:
+                state[key] = value.copy()
+        for key, (attr, _) in self._HYPER.items():
+            state[key] = getattr(self, attr)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace the optimiser's state by ``state``, a :meth:`state_dict` (of an optimiser of this class
+        whose weights have the same shape).
+
+        Every entry is checked before anything changes; arrays are copied to float64.
+
+        Raises
+        ------
+        SpecError
+            If ``state`` is not a dict with exactly the class's keys, an array is not a NumPy float array of
+            the weights' shape, ``t`` is not an integer >= 0 or a hyper-parameter fails the constructor's
+            check. The one-line message names the class and the key (``"Adam state lr must be a finite
+            number >= 0, not -1.0"``); the optimiser is then unchanged.
+        """
+        cls = type(self).__name__
+        if not isinstance(state, dict):
+            raise SpecError(f"{cls} state must be a dict, not {reprlib.repr(state)}")
+        keys = ["w", "t", *self._MOMENTS, *self._HYPER]
+        missing = [key for key in keys if key not in state and key not in self._OPTIONAL]
+        unknown = [key for key in state if key not in keys]
+        if missing or unknown:
+            wrong = [f"without {key!r}" for key in missing] + [f"with the unknown key {key!r}" for key in unknown]
+            raise SpecError(f"{cls} state must have the keys {', '.join(keys)}, not a dict {' and '.join(wrong)}")
+        new = {"_w": _check_state_array(f"{cls} state w", state["w"], self._w.shape),
+               "_t": check_int(f"{cls} state t", state["t"], 0)}
+        for key, attr in self._MOMENTS.items():
+            new[attr] = _check_state_array(f"{cls} state {key}", state[key], self._w.shape) if key in state else None
+        for key, (attr, check) in self._HYPER.items():
+            new[attr] = check(f"{cls} state {key}", state[key])
+        self._check_state(cls, new)
+        for attr, value in new.items():
+            setattr(self, attr, value)
+
+    def _check_state(self, cls: str, new: dict) -> None:
+        """Checks across entries of a state being loaded (``new`` maps private attributes to values)."""
 
     def _grad(self, grad) -> np.ndarray:
         """``grad`` as a float64 array of the weights' shape, or ValueError naming ``grad``."""
@@ -166,36 +230,56 @@ class Madam(_Optimiser):
     Non-finite arithmetic is silent, as in PyTorch: a gradient whose square underflows to 0 gives
     ``+-inf``, clamped to ``+-g_bound``; an infinite or NaN gradient makes that weight's moving average
     infinite or NaN, after which its normalised gradient is NaN and replaced by 0 (the weight freezes).
+
+    State
+    -----
+    :meth:`state_dict` holds ``w``, ``t``, ``exp_avg_sq`` (arrays and the step count) and ``eta``,
+    ``g_bound``, ``beta``, ``sigma_star``, ``bias_correction``. ``p_scale`` is not kept: it only sets
+    ``sigma_star`` at construction.
     """
 
-    def __init__(
-        self,
-        w0,
-        *,
-        eta: float = 0.01,
-        g_bound: float = 8.0,
-        beta: float = 0.999,
-        sigma_star: float | None = None,
-        p_scale: float = 3.0,
-        bias_correction: bool = True,
-    ) -> None:
-        self._eta = _check_positive("eta", eta)
-        self._g_bound = _check_positive("g_bound", g_bound)
-        self._beta = _check_unit_interval("beta", beta)
-        self._p_scale = _check_positive("p_scale", p_scale)
-        self._bias_correction = _check_bool("bias_correction", bias_correction)
+    _MOMENTS = {"exp_avg_sq": "_exp_avg_sq"}
+    _HYPER = {"eta": ("_eta", check_positive), "g_bound": ("_g_bound", check_positive), "beta": ("_beta", _check_decay),
+              "sigma_star": ("_sigma_star", check_positive), "bias_correction": ("_bias_correction", check_bool)}
+
+    def __init__(self, w0, *, eta: float = 0.01, g_bound: float = 8.0, beta: float = 0.999,
+                 sigma_star: float | None = None, p_scale: float = 3.0, bias_correction: bool = True) -> None:
+        self.eta = eta
+        self.g_bound = g_bound
+        self._beta = _check_decay("beta", beta)
+        self._p_scale = check_positive("p_scale", p_scale)
+        self._bias_correction = check_bool("bias_correction", bias_correction)
         if sigma_star is not None:
-            sigma_star = _check_positive("sigma_star", sigma_star)
+            sigma_star = check_positive("sigma_star", sigma_star)
         super().__init__(w0)
         if sigma_star is None:
             if self._w.size == 0:
-                raise ValueError(
-                    "w0 must be non-empty when sigma_star is None (its RMS sets sigma_star), "
-                    f"not an array of shape {self._w.shape}"
-                )
+                raise SpecError("w0 must be non-empty when sigma_star is None (its RMS sets sigma_star), "
+                                f"not an array of shape {self._w.shape}")
             sigma_star = self._p_scale * math.sqrt(float(np.mean(self._w * self._w)))
         self._sigma_star = float(sigma_star)
         self._exp_avg_sq = np.zeros_like(self._w)
+
+    @property
+    def eta(self) -> float:
+        """The learning rate: a weight's largest relative change per step is ``exp(eta * g_bound)``.
+
+        Settable between steps (a schedule) to a finite number > 0; anything else raises SpecError.
+        """
+        return self._eta
+
+    @eta.setter
+    def eta(self, value) -> None:
+        self._eta = check_positive("eta", value)
+
+    @property
+    def g_bound(self) -> float:
+        """The clamp on the normalised gradient (``eta_star / eta``); settable to a finite number > 0."""
+        return self._g_bound
+
+    @g_bound.setter
+    def g_bound(self, value) -> None:
+        self._g_bound = check_positive("g_bound", value)
 
     @property
     def sigma_star(self) -> float:
@@ -246,7 +330,21 @@ class Madam(_Optimiser):
 # --------------------------------------------------------------------------------------------------
 
 
-class Adam(_Optimiser):
+class _Additive(_Optimiser):
+    """An optimiser that subtracts ``lr`` times a direction from the weights (Adam, SGD)."""
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; settable between steps (a schedule) to a finite number >= 0, anything else
+        raises SpecError."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value) -> None:
+        self._lr = check_non_negative("lr", value)
+
+
+class Adam(_Additive):
     """Float64 Adam with bias correction, following ``torch.optim.Adam``.
 
     Parameters
@@ -272,26 +370,25 @@ class Adam(_Optimiser):
         exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g**2
         denom      = sqrt(exp_avg_sq) / sqrt(1 - beta2**t) + eps
         w          = w - (lr / (1 - beta1**t)) * exp_avg / denom
+
+    State
+    -----
+    :meth:`state_dict` holds ``w``, ``t``, ``exp_avg``, ``exp_avg_sq`` (arrays and the step count) and
+    ``lr``, ``beta1``, ``beta2``, ``eps``, ``weight_decay``.
     """
 
-    def __init__(
-        self,
-        w0,
-        *,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-    ) -> None:
-        self._lr = _check_non_negative("lr", lr)
-        ok = isinstance(betas, (tuple, list)) and len(betas) == 2 and all(
-            _is_real(b) and 0 <= b < 1 for b in betas
-        )
-        if not ok:
-            raise ValueError(f"betas must be a pair of numbers in [0, 1), not {betas!r}")
+    _MOMENTS = {"exp_avg": "_exp_avg", "exp_avg_sq": "_exp_avg_sq"}
+    _HYPER = {"lr": ("_lr", check_non_negative), "beta1": ("_beta1", _check_decay), "beta2": ("_beta2", _check_decay),
+              "eps": ("_eps", check_positive), "weight_decay": ("_weight_decay", check_non_negative)}
+
+    def __init__(self, w0, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0) -> None:
+        self.lr = lr
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2 and all(is_real(b) and 0 <= b < 1 for b in betas)):
+            raise SpecError(f"betas must be a pair of numbers in [0, 1), not {betas!r}")
         self._beta1, self._beta2 = float(betas[0]), float(betas[1])
-        self._eps = _check_positive("eps", eps)
-        self._weight_decay = _check_non_negative("weight_decay", weight_decay)
+        self._eps = check_positive("eps", eps)
+        self._weight_decay = check_non_negative("weight_decay", weight_decay)
         super().__init__(w0)
         self._exp_avg = np.zeros_like(self._w)
         self._exp_avg_sq = np.zeros_like(self._w)
@@ -333,7 +430,7 @@ class Adam(_Optimiser):
 # --------------------------------------------------------------------------------------------------
 
 
-class SGD(_Optimiser):
+class SGD(_Additive):
     """Float64 stochastic gradient descent, following ``torch.optim.SGD`` with dampening 0.
 
     Parameters
@@ -359,25 +456,30 @@ class SGD(_Optimiser):
             buf = momentum * buf + d       # later steps
             d   = d + momentum * buf if nesterov else buf
         w = w - lr * d
+
+    State
+    -----
+    :meth:`state_dict` holds ``w``, ``t``, ``momentum_buffer`` (arrays and the step count; the buffer only
+    once a step with momentum has created it) and ``lr``, ``momentum``, ``nesterov``, ``weight_decay``.
     """
 
-    def __init__(
-        self,
-        w0,
-        *,
-        lr: float = 0.1,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        weight_decay: float = 0.0,
-    ) -> None:
-        self._lr = _check_non_negative("lr", lr)
-        self._momentum = _check_non_negative("momentum", momentum)
-        self._nesterov = _check_bool("nesterov", nesterov)
-        if self._nesterov and self._momentum == 0.0:
-            raise ValueError(f"momentum must be > 0 when nesterov is True, not {momentum!r}")
-        self._weight_decay = _check_non_negative("weight_decay", weight_decay)
+    _MOMENTS = {"momentum_buffer": "_buf"}
+    _OPTIONAL = frozenset({"momentum_buffer"})
+    _HYPER = {"lr": ("_lr", check_non_negative), "momentum": ("_momentum", check_non_negative),
+              "nesterov": ("_nesterov", check_bool), "weight_decay": ("_weight_decay", check_non_negative)}
+
+    def __init__(self, w0, *, lr: float = 0.1, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0) -> None:
+        self.lr = lr
+        self._momentum = check_non_negative("momentum", momentum)
+        self._nesterov = check_bool("nesterov", nesterov)
+        _check_nesterov("momentum", self._nesterov, self._momentum, momentum)
+        self._weight_decay = check_non_negative("weight_decay", weight_decay)
         super().__init__(w0)
         self._buf: np.ndarray | None = None
+
+    def _check_state(self, cls: str, new: dict) -> None:
+        _check_nesterov(f"{cls} state momentum", new["_nesterov"], new["_momentum"], new["_momentum"])
 
     def step(self, grad) -> None:
         """Apply one SGD update to the weights, in place.

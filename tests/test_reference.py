@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lnsim.reference import SGD, Adam, Madam
+from lnsim.validation import SpecError
 
 # A 3-element example shared by the hand-computed tests; the third gradient is 0 on step 1 (a 0/0).
 W0 = [0.5, -0.2, 0.1]
@@ -44,17 +45,13 @@ def _madam_by_hand(w0, grads, eta, g_bound, beta, sigma_star, p_scale, bias_corr
 MADAM_DEFAULTS = dict(eta=0.01, g_bound=8.0, beta=0.999, sigma_star=None, p_scale=3.0, bias_correction=True)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {},
-        {"bias_correction": False},  # step 1 normalised gradient is 1/sqrt(1-beta) = 31.6, clamped to 8
-        {"sigma_star": 0.45},  # w[0] = 0.5 * e**-0.01 is clamped to 0.45 on step 1
-        {"eta": 0.1, "beta": 0.9, "p_scale": 1.0},  # sigma_star = sqrt(0.1) = 0.316: w[0] clamped
-        {"g_bound": 1.2, "beta": 0.5},  # step 2: |g_normed| = 1.206 and sqrt(1.5) = 1.225 clamp w[1], w[2]
-    ],
-    ids=["defaults", "no-bias-correction", "sigma-star", "eta-beta-p-scale", "g-bound"],
-)
+@pytest.mark.parametrize("kwargs", [
+    {},
+    {"bias_correction": False},  # step 1 normalised gradient is 1/sqrt(1-beta) = 31.6, clamped to 8
+    {"sigma_star": 0.45},  # w[0] = 0.5 * e**-0.01 is clamped to 0.45 on step 1
+    {"eta": 0.1, "beta": 0.9, "p_scale": 1.0},  # sigma_star = sqrt(0.1) = 0.316: w[0] clamped
+    {"g_bound": 1.2, "beta": 0.5},  # step 2: |g_normed| = 1.206 and sqrt(1.5) = 1.225 clamp w[1], w[2]
+], ids=["defaults", "no-bias-correction", "sigma-star", "eta-beta-p-scale", "g-bound"])
 def test_madam_two_steps_match_hand_computation(kwargs):
     params = {**MADAM_DEFAULTS, **kwargs}
     expected = _madam_by_hand(W0, [G1, G2], **params)
@@ -89,14 +86,11 @@ def test_madam_second_step_values_written_out():
     assert opt.weights()[0] == pytest.approx(0.5 * math.exp(-0.01) * math.exp(0.01 * -g_normed), rel=1e-13)
 
 
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"eta": 0.05},
-        {"eta": 0.2, "sigma_star": 0.3},
-        {"eta": 0.05, "bias_correction": False, "beta": 0.9},
-    ],
-)
+@pytest.mark.parametrize("kwargs", [
+    {"eta": 0.05},
+    {"eta": 0.2, "sigma_star": 0.3},
+    {"eta": 0.05, "bias_correction": False, "beta": 0.9},
+])
 def test_madam_signs_fixed_and_bounded_over_1000_random_steps(kwargs):
     rng = np.random.default_rng(1234)
     w0 = rng.normal(size=(4, 5))
@@ -132,14 +126,11 @@ def test_madam_zero_weight_stays_zero():
 
 
 @pytest.mark.parametrize("direction", [+1.0, -1.0], ids=["shrink", "grow"])
-@pytest.mark.parametrize(
-    "n_small, kwargs",
-    [
-        (1, {"bias_correction": False}),  # |g_normed| -> 1/sqrt(1 - beta) = 31.6 > 8
-        (1, {"g_bound": 1.2}),  # with bias correction, step 2 |g_normed| <= sqrt(1 + beta) = 1.414
-        (99, {}),  # by step 100, sqrt((1 - beta**100) / (1 - beta)) = 9.76 > 8
-    ],
-)
+@pytest.mark.parametrize("n_small, kwargs", [
+    (1, {"bias_correction": False}),  # |g_normed| -> 1/sqrt(1 - beta) = 31.6 > 8
+    (1, {"g_bound": 1.2}),  # with bias correction, step 2 |g_normed| <= sqrt(1 + beta) = 1.414
+    (99, {}),  # by step 100, sqrt((1 - beta**100) / (1 - beta)) = 9.76 > 8
+])
 def test_madam_huge_gradient_after_small_ones_is_clamped(n_small, kwargs, direction):
     eta = 0.01
     g_bound = kwargs.get("g_bound", 8.0)
@@ -200,16 +191,12 @@ def _adam_by_hand(lr, b1, b2, eps, wd):
     return [[r[0] for r in result], [r[1] for r in result]]
 
 
-@pytest.mark.parametrize(
-    "kwargs, lr, b1, b2, eps, wd",
-    [
-        ({}, 1e-3, 0.9, 0.999, 1e-8, 0.0),
-        ({"lr": 0.1, "betas": (0.5, 0.75)}, 0.1, 0.5, 0.75, 1e-8, 0.0),
-        ({"lr": 0.1, "betas": (0.5, 0.75), "eps": 0.1}, 0.1, 0.5, 0.75, 0.1, 0.0),
-        ({"lr": 0.1, "weight_decay": 0.2}, 0.1, 0.9, 0.999, 1e-8, 0.2),
-    ],
-    ids=["defaults", "betas", "eps", "weight-decay"],
-)
+@pytest.mark.parametrize("kwargs, lr, b1, b2, eps, wd", [
+    ({}, 1e-3, 0.9, 0.999, 1e-8, 0.0),
+    ({"lr": 0.1, "betas": (0.5, 0.75)}, 0.1, 0.5, 0.75, 1e-8, 0.0),
+    ({"lr": 0.1, "betas": (0.5, 0.75), "eps": 0.1}, 0.1, 0.5, 0.75, 0.1, 0.0),
+    ({"lr": 0.1, "weight_decay": 0.2}, 0.1, 0.9, 0.999, 1e-8, 0.2),
+], ids=["defaults", "betas", "eps", "weight-decay"])
 def test_adam_two_steps_match_hand_computation(kwargs, lr, b1, b2, eps, wd):
     expected = _adam_by_hand(lr, b1, b2, eps, wd)
     opt = Adam(A_W0, **kwargs)
@@ -240,26 +227,22 @@ def test_adam_literal_values():
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "kwargs, w1, w2",
-    [
-        # w1 = w0 - 0.1 g1; w2 = w1 - 0.1 g2
-        ({}, [0.95, -0.525], [1.05, -0.575]),
-        # buf1 = g1; buf2 = 0.5 g1 + g2 = [-0.75, 0.625]
-        ({"momentum": 0.5}, [0.95, -0.525], [1.025, -0.5875]),
-        # d1 = g1 + 0.5 g1 = [0.75, 0.375]; d2 = g2 + 0.5 buf2 = [-1.375, 0.8125]
-        ({"momentum": 0.5, "nesterov": True}, [0.925, -0.5375], [1.0625, -0.61875]),
-        # d1 = g1 + 0.1 w0 = [0.6, 0.2]; d2 = g2 + 0.1 w1 = [-0.906, 0.448]
-        ({"weight_decay": 0.1}, [0.94, -0.52], [1.0306, -0.5648]),
-        # buf2 = 0.5 [0.6, 0.2] + [-0.906, 0.448] = [-0.606, 0.548]
-        ({"weight_decay": 0.1, "momentum": 0.5}, [0.94, -0.52], [1.0006, -0.5748]),
-        # d1 = 1.5 [0.6, 0.2]; d2 = g2 + 0.1 w1 = [-0.909, 0.447]; buf2 = [-0.609, 0.547];
-        # step 2 direction d2 + 0.5 buf2 = [-1.2135, 0.7205]
-        ({"weight_decay": 0.1, "momentum": 0.5, "nesterov": True}, [0.91, -0.53], [1.03135, -0.60205]),
-        ({"lr": 0.0, "momentum": 0.9}, [1.0, -0.5], [1.0, -0.5]),
-    ],
-    ids=["plain", "momentum", "nesterov", "weight-decay", "wd-momentum", "wd-nesterov", "lr-zero"],
-)
+@pytest.mark.parametrize("kwargs, w1, w2", [
+    # w1 = w0 - 0.1 g1; w2 = w1 - 0.1 g2
+    ({}, [0.95, -0.525], [1.05, -0.575]),
+    # buf1 = g1; buf2 = 0.5 g1 + g2 = [-0.75, 0.625]
+    ({"momentum": 0.5}, [0.95, -0.525], [1.025, -0.5875]),
+    # d1 = g1 + 0.5 g1 = [0.75, 0.375]; d2 = g2 + 0.5 buf2 = [-1.375, 0.8125]
+    ({"momentum": 0.5, "nesterov": True}, [0.925, -0.5375], [1.0625, -0.61875]),
+    # d1 = g1 + 0.1 w0 = [0.6, 0.2]; d2 = g2 + 0.1 w1 = [-0.906, 0.448]
+    ({"weight_decay": 0.1}, [0.94, -0.52], [1.0306, -0.5648]),
+    # buf2 = 0.5 [0.6, 0.2] + [-0.906, 0.448] = [-0.606, 0.548]
+    ({"weight_decay": 0.1, "momentum": 0.5}, [0.94, -0.52], [1.0006, -0.5748]),
+    # d1 = 1.5 [0.6, 0.2]; d2 = g2 + 0.1 w1 = [-0.909, 0.447]; buf2 = [-0.609, 0.547];
+    # step 2 direction d2 + 0.5 buf2 = [-1.2135, 0.7205]
+    ({"weight_decay": 0.1, "momentum": 0.5, "nesterov": True}, [0.91, -0.53], [1.03135, -0.60205]),
+    ({"lr": 0.0, "momentum": 0.9}, [1.0, -0.5], [1.0, -0.5]),
+], ids=["plain", "momentum", "nesterov", "weight-decay", "wd-momentum", "wd-nesterov", "lr-zero"])
 def test_sgd_two_steps_match_hand_computation(kwargs, w1, w2):
     opt = SGD(A_W0, **{"lr": 0.1, **kwargs})
     opt.step(A_G1)
@@ -283,47 +266,41 @@ def test_sgd_momentum_buffer_is_not_aliased_to_the_gradient():
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "cls, kwargs, message",
-    [
-        (Madam, {"eta": -1.0}, "eta must be a finite number > 0, not -1.0"),
-        (Madam, {"eta": 0}, "eta must be a finite number > 0, not 0"),
-        (Madam, {"eta": float("nan")}, "eta must be a finite number > 0, not nan"),
-        (Madam, {"eta": True}, "eta must be a finite number > 0, not True"),
-        (Madam, {"eta": "0.1"}, "eta must be a finite number > 0, not '0.1'"),
-        (Madam, {"g_bound": float("inf")}, "g_bound must be a finite number > 0, not inf"),
-        (Madam, {"beta": 1.0}, "beta must be a number in [0, 1), not 1.0"),
-        (Madam, {"beta": -0.1}, "beta must be a number in [0, 1), not -0.1"),
-        (Madam, {"sigma_star": 0.0}, "sigma_star must be a finite number > 0, not 0.0"),
-        (Madam, {"p_scale": -3.0}, "p_scale must be a finite number > 0, not -3.0"),
-        (Madam, {"bias_correction": 1}, "bias_correction must be True or False, not 1"),
-        (Adam, {"lr": -0.001}, "lr must be a finite number >= 0, not -0.001"),
-        (Adam, {"betas": (0.9, 1.0)}, "betas must be a pair of numbers in [0, 1), not (0.9, 1.0)"),
-        (Adam, {"betas": (0.9,)}, "betas must be a pair of numbers in [0, 1), not (0.9,)"),
-        (Adam, {"betas": 0.9}, "betas must be a pair of numbers in [0, 1), not 0.9"),
-        (Adam, {"eps": 0.0}, "eps must be a finite number > 0, not 0.0"),
-        (Adam, {"weight_decay": -1}, "weight_decay must be a finite number >= 0, not -1"),
-        (SGD, {"lr": float("inf")}, "lr must be a finite number >= 0, not inf"),
-        (SGD, {"momentum": -0.9}, "momentum must be a finite number >= 0, not -0.9"),
-        (SGD, {"nesterov": "yes", "momentum": 0.9}, "nesterov must be True or False, not 'yes'"),
-        (SGD, {"nesterov": True}, "momentum must be > 0 when nesterov is True, not 0.0"),
-        (SGD, {"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, not nan"),
-    ],
-)
+@pytest.mark.parametrize("cls, kwargs, message", [
+    (Madam, {"eta": -1.0}, "eta must be a finite number > 0, not -1.0"),
+    (Madam, {"eta": 0}, "eta must be a finite number > 0, not 0"),
+    (Madam, {"eta": float("nan")}, "eta must be a finite number > 0, not nan"),
+    (Madam, {"eta": True}, "eta must be a finite number > 0, not True"),
+    (Madam, {"eta": "0.1"}, "eta must be a finite number > 0, not '0.1'"),
+    (Madam, {"g_bound": float("inf")}, "g_bound must be a finite number > 0, not inf"),
+    (Madam, {"beta": 1.0}, "beta must be a number in [0, 1), not 1.0"),
+    (Madam, {"beta": -0.1}, "beta must be a number in [0, 1), not -0.1"),
+    (Madam, {"sigma_star": 0.0}, "sigma_star must be a finite number > 0, not 0.0"),
+    (Madam, {"p_scale": -3.0}, "p_scale must be a finite number > 0, not -3.0"),
+    (Madam, {"bias_correction": 1}, "bias_correction must be True or False, not 1"),
+    (Adam, {"lr": -0.001}, "lr must be a finite number >= 0, not -0.001"),
+    (Adam, {"betas": (0.9, 1.0)}, "betas must be a pair of numbers in [0, 1), not (0.9, 1.0)"),
+    (Adam, {"betas": (0.9,)}, "betas must be a pair of numbers in [0, 1), not (0.9,)"),
+    (Adam, {"betas": 0.9}, "betas must be a pair of numbers in [0, 1), not 0.9"),
+    (Adam, {"eps": 0.0}, "eps must be a finite number > 0, not 0.0"),
+    (Adam, {"weight_decay": -1}, "weight_decay must be a finite number >= 0, not -1"),
+    (SGD, {"lr": float("inf")}, "lr must be a finite number >= 0, not inf"),
+    (SGD, {"momentum": -0.9}, "momentum must be a finite number >= 0, not -0.9"),
+    (SGD, {"nesterov": "yes", "momentum": 0.9}, "nesterov must be True or False, not 'yes'"),
+    (SGD, {"nesterov": True}, "momentum must be > 0 when nesterov is True, not 0.0"),
+    (SGD, {"weight_decay": float("nan")}, "weight_decay must be a finite number >= 0, not nan"),
+])
 def test_invalid_hyper_parameters_raise_naming_the_parameter(cls, kwargs, message):
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
         cls([1.0, -1.0], **kwargs)
 
 
-@pytest.mark.parametrize(
-    "cls, w0, match",
-    [
-        (Madam, [1.0, float("nan")], r"^w0 must contain only finite numbers, not an array with 1 non-finite"),
-        (SGD, [[float("inf"), float("-inf")]], r"^w0 must contain only finite numbers, not an array with 2 non-finite"),
-        (Adam, ["a", "b"], r"^w0 must be an array of real numbers"),
-        (Madam, [], r"^w0 must be non-empty when sigma_star is None"),
-    ],
-)
+@pytest.mark.parametrize("cls, w0, match", [
+    (Madam, [1.0, float("nan")], r"^w0 must contain only finite numbers, not an array with 1 non-finite"),
+    (SGD, [[float("inf"), float("-inf")]], r"^w0 must contain only finite numbers, not an array with 2 non-finite"),
+    (Adam, ["a", "b"], r"^w0 must be an array of real numbers"),
+    (Madam, [], r"^w0 must be non-empty when sigma_star is None"),
+])
 def test_invalid_initial_weights_raise(cls, w0, match):
     with pytest.raises(ValueError, match=match):
         cls(w0)
@@ -336,14 +313,11 @@ def test_madam_empty_weights_allowed_with_explicit_sigma_star():
 
 
 @pytest.mark.parametrize("cls", [Madam, Adam, SGD])
-@pytest.mark.parametrize(
-    "grad, shape_text",
-    [
-        (np.ones(3), "(3,)"),
-        (np.ones((2, 1)), "(2, 1)"),
-        (1.0, "()"),
-    ],
-)
+@pytest.mark.parametrize("grad, shape_text", [
+    (np.ones(3), "(3,)"),
+    (np.ones((2, 1)), "(2, 1)"),
+    (1.0, "()"),
+])
 def test_grad_shape_mismatch_raises(cls, grad, shape_text):
     opt = cls(np.ones((1, 2)))
     with pytest.raises(ValueError, match=re.escape(f"grad must have shape (1, 2) (the shape of w0), not {shape_text}")):
@@ -358,3 +332,174 @@ def test_step_returns_none_and_counts(cls):
     assert opt.step([0.1, 0.2]) is None
     assert opt.step(np.array([0.1, 0.2], dtype=np.float32)) is None
     assert opt.t == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# Learning-rate setters
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls, name, value, message", [
+    (Madam, "eta", 0.0, "eta must be a finite number > 0, not 0.0"),
+    (Madam, "eta", float("inf"), "eta must be a finite number > 0, not inf"),
+    (Madam, "g_bound", -8, "g_bound must be a finite number > 0, not -8"),
+    (Adam, "lr", -0.001, "lr must be a finite number >= 0, not -0.001"),
+    (Adam, "lr", "0.1", "lr must be a finite number >= 0, not '0.1'"),
+    (SGD, "lr", float("nan"), "lr must be a finite number >= 0, not nan"),
+    (SGD, "lr", True, "lr must be a finite number >= 0, not True"),
+])
+def test_invalid_learning_rate_is_refused_and_leaves_it(cls, name, value, message):
+    opt = cls(W0)
+    before = getattr(opt, name)
+    with pytest.raises(SpecError, match="^" + re.escape(message) + "$"):
+        setattr(opt, name, value)
+    assert getattr(opt, name) == before
+
+
+def test_learning_rate_set_between_steps_is_used():
+    sgd = SGD(A_W0, lr=0.1)
+    assert sgd.lr == 0.1
+    sgd.lr = 0.5
+    sgd.step(A_G1)
+    np.testing.assert_allclose(sgd.weights(), [0.75, -0.625], rtol=1e-15)
+    adam = Adam(A_W0, lr=0.1)
+    adam.lr = 0.2
+    adam.step(A_G1)  # step 1 moves each weight by lr * sign(g)
+    np.testing.assert_allclose(adam.weights(), [0.8, -0.7], rtol=1e-7)  # eps = 1e-8 against |g| = 0.25
+    madam = Madam(W0, eta=0.01)
+    madam.eta, madam.g_bound = 0.05, 4
+    assert (madam.eta, madam.g_bound) == (0.05, 4.0) and isinstance(madam.g_bound, float)
+    madam.step(G1)  # bias-corrected step 1: g_normed = sign(g)
+    np.testing.assert_allclose(madam.weights(), [0.5 * math.exp(-0.05), -0.2 * math.exp(-0.05), 0.1], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------------
+# state_dict / load_state_dict
+# --------------------------------------------------------------------------------------------------
+
+STATE_KEYS = {
+    Madam: ["w", "t", "exp_avg_sq", "eta", "g_bound", "beta", "sigma_star", "bias_correction"],
+    Adam: ["w", "t", "exp_avg", "exp_avg_sq", "lr", "beta1", "beta2", "eps", "weight_decay"],
+    SGD: ["w", "t", "momentum_buffer", "lr", "momentum", "nesterov", "weight_decay"],
+}
+#: Non-default hyper-parameters per class, and others for the optimiser a state is loaded into.
+SETTINGS = {
+    Madam: ({"eta": 0.02, "g_bound": 3.0, "beta": 0.9, "sigma_star": 0.7, "bias_correction": False},
+            {"eta": 0.5, "sigma_star": 2.0}),
+    Adam: ({"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1}, {"lr": 0.5}),
+    SGD: ({"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}, {"lr": 1.0}),
+}
+
+
+def _random_grads(n, shape, seed=5):
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=shape) for _ in range(n)]
+
+
+@pytest.mark.parametrize("cls", [Madam, Adam, SGD])
+def test_state_dict_keys_and_types(cls):
+    opt = cls(np.ones((2, 3)), **SETTINGS[cls][0])
+    for g in _random_grads(2, (2, 3)):
+        opt.step(g)
+    state = opt.state_dict()
+    assert list(state) == STATE_KEYS[cls] and state["t"] == 2 and type(state["t"]) is int
+    arrays = {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    assert all(a.dtype == np.float64 and a.shape == (2, 3) for a in arrays.values())
+    np.testing.assert_array_equal(state["w"], opt.weights())
+    hyper = {k: v for k, v in state.items() if k not in arrays and k != "t"}
+    expected = dict(SETTINGS[cls][0])
+    if cls is Adam:
+        expected["beta1"], expected["beta2"] = expected.pop("betas")
+    assert hyper == expected and all(type(v) in (float, bool) for v in hyper.values())
+
+
+def test_sgd_state_has_no_momentum_buffer_until_it_exists():
+    assert "momentum_buffer" not in SGD(W0, momentum=0.9).state_dict()
+    plain = SGD(W0)
+    plain.step(G1)
+    assert "momentum_buffer" not in plain.state_dict()  # no momentum: never created
+
+
+@pytest.mark.parametrize("cls", [Madam, Adam, SGD])
+@pytest.mark.parametrize("steps_before", [0, 1, 7])
+def test_load_state_dict_resumes_bit_for_bit(cls, steps_before):
+    settings, other = SETTINGS[cls]
+    grads = _random_grads(steps_before + 5, (3, 2))
+    w0 = np.random.default_rng(6).normal(size=(3, 2))
+    whole = cls(w0, **settings)
+    for g in grads[:steps_before]:
+        whole.step(g)
+    resumed = cls(np.zeros((3, 2)) + 0.25, **other)
+    state = whole.state_dict()
+    resumed.load_state_dict(state)
+    assert resumed.t == whole.t == steps_before
+    for value in state.values():
+        if isinstance(value, np.ndarray):
+            value[:] = 99.0  # the dict aliases neither the optimiser it came from nor the one it went to
+    for g in grads[steps_before:]:
+        whole.step(g)
+        resumed.step(g)
+    np.testing.assert_array_equal(resumed.weights(), whole.weights())
+    a, b = whole.state_dict(), resumed.state_dict()
+    assert list(a) == list(b)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def _state(cls, **changes):
+    opt = cls([0.5, -0.25], **({"momentum": 0.5} if cls is SGD else {}))
+    opt.step([0.1, 0.2])
+    state = opt.state_dict()
+    for key, value in changes.items():
+        if value is _DROP:
+            del state[key]
+        else:
+            state[key] = value
+    return state
+
+
+_DROP = object()
+ADAM_KEYS = "w, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay"
+
+
+@pytest.mark.parametrize("cls, state, message", [
+    (Adam, [1, 2], "Adam state must be a dict, not [1, 2]"),
+    (Adam, _state(Adam, lr=_DROP), f"Adam state must have the keys {ADAM_KEYS}, not a dict without 'lr'"),
+    (Adam, _state(Adam, _lr=0.1, eps=_DROP),
+     f"Adam state must have the keys {ADAM_KEYS}, not a dict without 'eps' and with the unknown key '_lr'"),
+    (SGD, _state(SGD, momentum_buffer=None),
+     "SGD state momentum_buffer must be a float array of shape (2,), not None"),
+    (Adam, _state(Adam, w=np.zeros(3)),
+     "Adam state w must be a float array of shape (2,), not an array of dtype float64 and shape (3,)"),
+    (Adam, _state(Adam, exp_avg=np.zeros(2, np.int64)),
+     "Adam state exp_avg must be a float array of shape (2,), not an array of dtype int64 and shape (2,)"),
+    (Madam, _state(Madam, exp_avg_sq=[0.0, 0.0]),
+     "Madam state exp_avg_sq must be a float array of shape (2,), not [0.0, 0.0]"),
+    (Madam, _state(Madam, t=-1), "Madam state t must be an integer >= 0, not -1"),
+    (Madam, _state(Madam, t=1.0), "Madam state t must be an integer >= 0, not 1.0"),
+    (Madam, _state(Madam, beta=1.0), "Madam state beta must be a number in [0, 1), not 1.0"),
+    (Madam, _state(Madam, sigma_star=0.0), "Madam state sigma_star must be a finite number > 0, not 0.0"),
+    (Madam, _state(Madam, bias_correction=1), "Madam state bias_correction must be True or False, not 1"),
+    (Adam, _state(Adam, lr=-1.0), "Adam state lr must be a finite number >= 0, not -1.0"),
+    (SGD, _state(SGD, nesterov=True, momentum=0.0),
+     "SGD state momentum must be > 0 when nesterov is True, not 0.0"),
+    (SGD, _state(SGD, momentum=-0.5), "SGD state momentum must be a finite number >= 0, not -0.5"),
+])
+def test_invalid_state_is_refused_and_changes_nothing(cls, state, message):
+    opt = cls([0.5, -0.25], **({"momentum": 0.5} if cls is SGD else {}))
+    before = opt.state_dict()
+    with pytest.raises(SpecError, match="^" + re.escape(message) + "$"):
+        opt.load_state_dict(state)
+    after = opt.state_dict()
+    assert list(after) == list(before) and all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_loaded_state_may_hold_non_finite_moments():
+    """A moving average fed an infinite gradient is infinite; its state still round-trips."""
+    opt = Madam([0.5, -0.25])
+    opt.step([np.inf, 0.1])
+    state = opt.state_dict()
+    assert np.isinf(state["exp_avg_sq"][0])
+    other = Madam([1.0, 1.0])
+    other.load_state_dict(state)
+    np.testing.assert_array_equal(other.exp_avg_sq, state["exp_avg_sq"])

@@ -84,9 +84,45 @@ def test_float_madam_follows_the_rung_schedule():
     p = FloatParams("madam", w0, spec=spec, sigma_stars=[1.0], lr=0.0, momentum=0.0)
     p.step([np.array([1.0, 1.0], np.float32)], eta_rungs=5, scale=0.5)
     t = p.tensors[0]
-    assert t._eta == pytest.approx(0.005) and t._g_bound == pytest.approx(16.0)
+    assert t.eta == pytest.approx(0.005) and t.g_bound == pytest.approx(16.0)
     # first step: g / sqrt(gbar2 / (1 - beta)) = 1, so w *= exp(-eta * sign(w))
     np.testing.assert_allclose(t.weights(), [0.5 * np.exp(-0.005), -0.2 * np.exp(0.005)])
+
+
+@pytest.mark.parametrize("name", ["madam", "adam", "sgd"])
+def test_float_state_resumes_bit_for_bit(name):
+    """state() / load_state() carry each tensor's state_dict(): a restored copy steps exactly as the original."""
+    spec = _spec(12, 0.001, 10)
+    m = MLP(3, (4,), 2)
+    w0 = m.init_float(np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    grads = [[rng.normal(size=s) for s in m.shapes] for _ in range(6)]
+    whole, resumed = (FloatParams(name, w0, spec=spec, sigma_stars=[1.0] * 4, lr=0.01, momentum=0.9) for _ in "ab")
+    for g in grads[:3]:
+        whole.step(g, eta_rungs=10, scale=1.0)
+    state = whole.state()
+    assert [set(st) for st in state] == [set(t.state_dict()) for t in whole.tensors]
+    assert not any(key.startswith("_") for st in state for key in st)
+    resumed.load_state(state)
+    for g in grads[3:]:
+        for p in (whole, resumed):
+            p.step(g, eta_rungs=5, scale=0.5)
+    for a, b in zip(whole.params(), resumed.params()):
+        np.testing.assert_array_equal(a, b)
+    assert [t.t for t in resumed.tensors] == [6] * 4
+
+
+def test_float_load_state_is_checked_whole_before_it_changes_anything():
+    spec = _spec(12, 0.001, 10)
+    w0 = [np.array([0.5, -0.2]), np.array([0.1])]
+    p = FloatParams("adam", w0, spec=spec, sigma_stars=[1.0, 1.0], lr=0.01, momentum=0.0)
+    good = p.state()
+    with pytest.raises(ValueError, match=r"^adam state must be a list of 2 tensor states, not 1$"):
+        p.load_state(good[:1])
+    bad = [dict(good[0], t=5), dict(good[1], lr=-1.0)]
+    with pytest.raises(ValueError, match=r"^adam tensor 1: Adam state lr must be a finite number >= 0, not -1.0$"):
+        p.load_state(bad)
+    assert [t.t for t in p.tensors] == [0, 0]  # tensor 0's valid state was not applied either
 
 
 class _PoisonedMLP(MLP):

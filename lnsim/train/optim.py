@@ -14,6 +14,7 @@ eta0 = 0.001 is 65.5 nepers deep) almost every weight would start near zero.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -131,8 +132,8 @@ class FloatParams:
     """A float reference optimiser (:mod:`lnsim.reference`) per tensor.
 
     Madam takes ``eta = rungs * eta0`` with the clamp at the spec's eta_star (as B-bit Madam); Adam and SGD take
-    ``lr * scale``. The reference classes have no public setter for the learning rate, so :meth:`step` sets
-    their private attribute (``_eta``/``_g_bound`` or ``_lr``).
+    ``lr * scale``. Both go through the optimisers' public setters (``eta``, ``g_bound``, ``lr``), and the state
+    of a checkpoint through their ``state_dict()`` / ``load_state_dict()``.
     """
 
     def __init__(self, name: str, w0, *, spec: Spec, sigma_stars, lr: float, momentum: float):
@@ -146,29 +147,44 @@ class FloatParams:
     def params(self) -> list[np.ndarray]:
         """The weights as float32 arrays for the forward pass."""
         if self._decoded is None:
-            self._decoded = [t._w.astype(np.float32) for t in self.tensors]
+            self._decoded = [t.weights().astype(np.float32) for t in self.tensors]
         return self._decoded
 
     def step(self, grads, eta_rungs: int, scale: float) -> None:
         """One reference step per tensor at the schedule's learning rate."""
         for t, g in zip(self.tensors, grads):
             if self.name == "madam":
-                t._eta = eta_rungs * self.spec.fmt.eta0
-                t._g_bound = self.spec.eta_star_rungs / eta_rungs
+                t.eta = eta_rungs * self.spec.fmt.eta0
+                t.g_bound = self.spec.eta_star_rungs / eta_rungs
             else:
-                t._lr = self.lr * scale
+                t.lr = self.lr * scale
             t.step(g)
         self._decoded = None
 
     def state(self) -> list[dict]:
-        """Each optimiser's attributes (arrays and numbers), for checkpoints."""
-        return [{name: value for name, value in vars(t).items()} for t in self.tensors]
+        """Each tensor's ``state_dict()`` (NumPy arrays and numbers under the keys :mod:`lnsim.reference`
+        documents), for checkpoints."""
+        return [t.state_dict() for t in self.tensors]
 
     def load_state(self, states: list[dict]) -> None:
-        """Restore :meth:`state`."""
-        for t, st in zip(self.tensors, states):
-            for name, value in st.items():
-                if name not in vars(t):
-                    raise ValueError(f"checkpoint holds an unknown {self.name} optimiser field {name!r}")
-                setattr(t, name, value)
+        """Restore :meth:`state`: one ``state_dict()`` per tensor, all checked before any tensor changes.
+
+        Raises
+        ------
+        ValueError
+            One line, if the number of states is not the number of tensors or a state does not fit its tensor
+            (``"adam tensor 2: Adam state w must be a float array of shape (4, 3), not ..."``).
+        """
+        if not isinstance(states, list) or len(states) != len(self.tensors):
+            got = len(states) if isinstance(states, list) else f"a {type(states).__name__}"
+            raise ValueError(f"{self.name} state must be a list of {len(self.tensors)} tensor states, not {got}")
+        restored = []
+        for i, (t, st) in enumerate(zip(self.tensors, states)):
+            t = copy.deepcopy(t)
+            try:
+                t.load_state_dict(st)
+            except ValueError as e:
+                raise ValueError(f"{self.name} tensor {i}: {e}") from None
+            restored.append(t)
+        self.tensors = restored
         self._decoded = None
