@@ -446,6 +446,9 @@ def test_load_state_dict_resumes_bit_for_bit(cls, steps_before):
         np.testing.assert_array_equal(a[key], b[key])
 
 
+_DROP = object()
+
+
 def _state(cls, **changes):
     opt = cls([0.5, -0.25], **({"momentum": 0.5} if cls is SGD else {}))
     opt.step([0.1, 0.2])
@@ -458,7 +461,6 @@ def _state(cls, **changes):
     return state
 
 
-_DROP = object()
 ADAM_KEYS = "w, t, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay"
 
 
