@@ -3,7 +3,7 @@
 Prints updates/s for the golden model (parallel and serial), for a NumPy float32 Madam step over the same
 number of elements written with ``out=`` arguments and no temporaries, and the bytes/s of ``np.copyto``
 over the arrays the kernel reads and writes; then the ratios. All measured in one run, best of
-``--repeat``. Targets (issue 3): golden >= 0.5 x copy bandwidth for the bytes it moves, >= 2.5 x NumPy.
+``--repeat``. Targets: golden >= 0.5 x copy bandwidth for the bytes it moves, >= 2.5 x NumPy.
 
 Usage: python benchmarks/bench_golden.py [--n 10000000] [--repeat 7]
 """
@@ -18,8 +18,6 @@ from _timing import best_time
 import lnsim
 from lnsim import tables
 from lnsim.golden import update_inplace
-
-
 
 
 class NumpyMadam:

@@ -1,4 +1,4 @@
-"""The vectorised update loops (lnsim.golden.kernels.update_kernel*) against the element-wise reference.
+"""The vectorised update loops (lnsim.golden.loops.update_kernel*) against the element-wise reference.
 
 The fast loops are generated per spec and rewritten for 32-bit SIMD (lean element, packed tables, int32
 casts); these tests check that k, state and the NaN/Inf counts stay bit-identical to the straightforward
@@ -8,12 +8,15 @@ twins ``update_lean_py`` / ``update_element_py`` agree, for a spread of specs an
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import lnsim
 from lnsim import tables
-from lnsim.golden import datapath, kernels
+from lnsim.golden import datapath, element, lean, loops, lut
 
 # (bits, grad_format, beta_shift, log_frac_bits, table_index_bits, bias_correction, state_bits, eta*, eta)
 SPECS = [
@@ -45,7 +48,7 @@ def reference(spec, sign, k, grad, state, log_eta, log_bc):
     """The element-wise jitted reference on copies; one array signature for every spec (one compilation)."""
     k_ref = k.astype(np.uint32)
     st_ref = state.copy()
-    counts = kernels.update_kernel_reference_serial(
+    counts = element.update_kernel_reference_serial(
         sign, k_ref, grad.astype(np.uint32), st_ref, np.int64(log_eta), np.int64(log_bc),
         *datapath._constants(spec), tables.log_table(spec), tables.antilog_table(spec),
     )
@@ -208,10 +211,10 @@ def test_python_twins(params):
     consts = datapath._constants(spec)
     LOG, ALOG = tables.log_table(spec), tables.antilog_table(spec)
     W, MB, WM, EMAX, s, F, a, SSTAR, KMAX = consts
-    LGT = kernels.log_significand_table(MB, LOG, a) if MB <= 15 else np.zeros(1, np.int32)
-    LOGP, LOGPK = kernels.packed_table(LOG)
-    ALOGP, ALOGPK = kernels.packed_table(ALOG)
-    WLOG, WALOG = kernels._wide_products(LOG, ALOG, F, a)
+    LGT = lean.log_significand_table(MB, LOG, a) if MB <= 15 else np.zeros(1, np.int32)
+    LOGP, LOGPK = lean.packed_table(LOG)
+    ALOGP, ALOGPK = lean.packed_table(ALOG)
+    WLOG, WALOG = lean._wide_products(LOG, ALOG, F, a)
     rng = np.random.default_rng(5)
     n = 150
     grad = random_grads(spec, rng, n)
@@ -220,9 +223,9 @@ def test_python_twins(params):
         sw, kk = int(rng.integers(0, 2)), int(rng.integers(0, KMAX + 1))
         log_eta, log_bc = step_scalars(spec, rng)
         args = (sw, kk, int(grad[i]), int(state[i]), log_eta, log_bc, *consts)
-        ref = kernels.update_element_py(*args, LOG, ALOG)
-        lean = kernels.update_lean_py(*args, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG)
-        assert (int(lean[0]), int(lean[1]), bool(lean[2]), bool(lean[3])) == (
+        ref = element.update_element_py(*args, LOG, ALOG)
+        got = lean.update_lean_py(*args, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG)
+        assert (int(got[0]), int(got[1]), bool(got[2]), bool(got[3])) == (
             int(ref[0]), int(ref[1]), bool(ref[2]), bool(ref[3])), (i, args)
 
 
@@ -232,10 +235,65 @@ def test_packed_tables_decode_exactly():
             cfg = lnsim.MadamConfig(eta=0.001, eta_star=0.001, log_frac_bits=F, table_index_bits=a)
             spec = lnsim.Spec(lnsim.LNSFormat(bits=12, eta0=0.001), cfg)
             for T in (tables.log_table(spec), tables.antilog_table(spec)):
-                P, (rb, U, C, V, off) = kernels.packed_table(T)
+                P, (rb, U, C, V, off) = lean.packed_table(T)
                 if rb == 0:
                     continue
                 P = P.astype(np.int64)
                 t0 = P >> rb
                 d = (((t0 >> U) * C) >> V) + (P & ((1 << rb) - 1)) + off
                 assert (t0 == T[:-1]).all() and (t0 + d == T[1:]).all()
+
+
+def _packed_log_table():
+    spec = make_spec(*SPECS[0])
+    T = tables.log_table(spec)
+    P, params = lean.packed_table(T)
+    assert params[0] > 0  # the default log table packs
+    return T, P, params
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda P: P.__setitem__(5, P[5] ^ 1), r"packed table entry 5 = \d+ with \(RB, U, C, V, OFF\) = .* decodes to"),
+        (lambda P: P.__setitem__(0, -1), r"packed table entry 0 = -1 .* \(or lies outside 0 \.\. 2\*\*31 - 1\)"),
+        (lambda P: P.__setitem__(3, 2**31 + int(P[3])), r"packed table entry 3 = \d+ with"),
+    ],
+)
+def test_a_packed_table_that_decodes_wrongly_is_refused(corrupt, message):
+    T, P, params = _packed_log_table()
+    lean.check_packed_table(P, T, params)
+    P = P.astype(np.int64)
+    corrupt(P)
+    with pytest.raises(RuntimeError, match=message):
+        lean.check_packed_table(P, T, params)
+    with pytest.raises(RuntimeError, match=r"a packed table of 129 entries must have 128 entries, not shape \(127,\)"):
+        lean.check_packed_table(P[:-1], T, params)
+
+
+def test_the_packed_table_check_survives_python_O():
+    """The check is no assert: python -O keeps it."""
+    code = (
+        "import numpy as np, lnsim\n"
+        "from lnsim import tables\n"
+        "from lnsim.golden import lean\n"
+        "T = tables.log_table(lnsim.Spec(lnsim.LNSFormat(bits=12, eta0=0.001), lnsim.MadamConfig()))\n"
+        "P, params = lean.packed_table(T)\n"
+        "P = P.astype(np.int64); P[7] += 1\n"
+        "try:\n"
+        "    lean.check_packed_table(P, T, params)\n"
+        "except RuntimeError as e:\n"
+        "    print('refused:', e)\n"
+    )
+    r = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("refused: packed table entry 7 = "), r.stdout
+
+
+def test_the_generated_loop_is_named_after_the_modules_it_compiles_in():
+    """Numba's on-disk cache checks only the defining file: the lean form's and the lookups' text is in the name."""
+    assert loops._DEPENDS == loops._sources_digest(lean, lut)
+    spec = make_spec(*SPECS[0])
+    consts = datapath._constants(spec)[:7]
+    fn = loops._update_loop_for(consts, tables.log_table(spec), tables.antilog_table(spec), False)
+    assert fn.py_func.__name__ == "update_loop_serial_" + loops._DEPENDS

@@ -1,7 +1,8 @@
 """Validated entry points to the golden kernels over flat arrays (docs/datapath.md).
 
-These functions check dtypes, shapes and ranges once, then hand contiguous arrays to the Numba kernels in
-:mod:`lnsim.golden.kernels`.
+These functions check dtypes, shapes and ranges once, then hand contiguous arrays to the Numba kernels:
+:mod:`lnsim.golden.loops` (the update), :mod:`lnsim.golden.element` (one element's trace) and
+:mod:`lnsim.golden.decoder`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ import numpy as np
 
 from lnsim import tables
 from lnsim.codecs import check_codes, check_sigma_star
-from lnsim.golden import kernels
-from lnsim.spec import Base, LNSFormat, Spec, SpecError
+from lnsim.golden import decoder, element, loops
+from lnsim.spec import Base, LNSFormat, Spec
+from lnsim.validation import SpecError
 
 __all__ = ["grad_dtype", "update_inplace", "update_trace", "decode_bf16", "sigma_star_fixed"]
 
@@ -60,7 +62,7 @@ def update_inplace(spec: Spec, sign, k, grad_bits, state, *, log_eta: int, log_b
     _check_array("sign", sign, np.uint8, shape)
     _check_array("grad_bits", grad_bits, grad_dtype(spec), shape)
     _check_array("state", state, np.uint32, shape)
-    kernel = kernels.update_kernel if parallel and k.size >= _PARALLEL_MIN else kernels.update_kernel_serial
+    kernel = loops.update_kernel if parallel and k.size >= _PARALLEL_MIN else loops.update_kernel_serial
     n_nan, n_inf = kernel(
         sign.reshape(-1), k.reshape(-1), grad_bits.reshape(-1), state.reshape(-1),
         np.int64(log_eta), np.int64(log_bc), *_constants(spec), tables.log_table(spec), tables.antilog_table(spec),
@@ -69,17 +71,17 @@ def update_inplace(spec: Spec, sign, k, grad_bits, state, *, log_eta: int, log_b
 
 
 def update_trace(spec: Spec, sw: int, k: int, gbits: int, st: int, *, log_eta: int, log_bc: int) -> dict:
-    """One element's update with every intermediate value named in :data:`kernels.STAGE_NAMES`.
+    """One element's update with every intermediate value named in :data:`lnsim.golden.element.STAGE_NAMES`.
 
     For co-verification: the RTL's stage outputs are compared with these values.
     """
-    r = kernels.update_element(
+    r = element.update_element(
         np.int64(sw), np.int64(k), np.int64(gbits), np.int64(st), np.int64(log_eta), np.int64(log_bc),
         *_constants(spec), tables.log_table(spec), tables.antilog_table(spec),
     )
     # The kernel returns k_new, st_new first; STAGE_NAMES lists them last, in datapath order.
     values = list(r[2:]) + [r[0], r[1]]
-    return {name: int(v) for name, v in zip(kernels.STAGE_NAMES, values)}
+    return {name: int(v) for name, v in zip(element.STAGE_NAMES, values)}
 
 
 def sigma_star_fixed(sigma_star: float) -> tuple[int, int]:
@@ -98,7 +100,7 @@ def decode_bf16(fmt: LNSFormat, sign, k, sigma_star: float) -> np.ndarray:
     pow2 = fmt.base is Base.POW2
     hi = hi if hi is not None else (np.zeros(1, np.int32), np.zeros(1, np.int32))
     out = np.empty(k.shape, np.uint16)
-    kernels.decode_kernel(
+    decoder.decode_kernel(
         np.ascontiguousarray(sign).reshape(-1), np.ascontiguousarray(k).reshape(-1), out.reshape(-1),
         np.int64(es), np.int64(mus), pow2, np.int64(fmt.frac_bits if pow2 else 0),
         np.int64(0 if pow2 else tables.ladder_split(fmt)), lo[0], lo[1], hi[0], hi[1],

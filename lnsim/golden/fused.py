@@ -18,10 +18,11 @@ import numpy as np
 
 from lnsim import tables
 from lnsim.codecs import grad_to_bits
-from lnsim.golden import kernels
+from lnsim.golden import decoder, loops
 from lnsim.golden.datapath import _constants, decode_bf16, grad_dtype, update_inplace
 from lnsim.golden.madam import GoldenMadam, StepStats
-from lnsim.spec import GradFormat, SpecError
+from lnsim.spec import GradFormat
+from lnsim.validation import SpecError
 
 __all__ = ["FusedMadam", "LUT_MAX_BITS"]
 
@@ -86,7 +87,7 @@ class FusedMadam:
         W, MB, WM, EMAX, s, F, a, SSTAR, KMAX = _constants(spec)
         self._fused = None
         if self._lut is not None:
-            fused = kernels.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec))
+            fused = loops.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec))
             convert = spec.cfg.grad_format is GradFormat.BFLOAT16
             self._fused = (fused, (self.sign, self.k, self._grad.view(np.uint32), convert, self._grad_bits, self.state),
                            (np.int32(SSTAR), np.int32(KMAX), self._wbits, *self._lut))
@@ -112,7 +113,7 @@ class FusedMadam:
 
     def _decode(self) -> None:
         if self._lut is not None:
-            kernels.decode_lut_loop(self.sign, self.k, self._wbits, *self._lut)
+            decoder.decode_lut_loop(self.sign, self.k, self._wbits, *self._lut)
         else:
             fmt = self.spec.fmt
             for sl, sigma_star in self._segments:
@@ -138,7 +139,7 @@ class FusedMadam:
         fmt = spec.cfg.grad_format
         if fmt is GradFormat.FLOAT16:
             self._grad_bits[:] = grad_to_bits(self._grad, fmt)
-        if self._fused is not None and kernels.fits_lean(log_eta, log_bc):
+        if self._fused is not None and loops.fits_lean(log_eta, log_bc):
             fused, buffers, rest = self._fused
             n_nan, n_inf = fused(*buffers, np.int64(log_eta), np.int64(log_bc), *rest)
         else:

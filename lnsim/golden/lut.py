@@ -6,7 +6,8 @@ registers: ``vpermi2d`` looks up 32 entries per instruction and a few selects on
 among them. Numba cannot express that directly, so :class:`Lut` wraps a table and its lookup ``lut[j]``
 compiles to a call of a small scalar function carrying LLVM's ``vector-function-abi-variant`` attribute: the
 loop vectoriser replaces the call with the 16-lane variant built here from permutes. Elsewhere (no AVX-512,
-larger tables, a loop that is not vectorised) the lookup is the plain load it always was.
+an LLVM older than :data:`MIN_LLVM_VERSION`, larger tables, a loop that is not vectorised) the lookup is the
+plain load it always was.
 
 The results are the table's entries either way: ``lut[j] == table[j & (len(table) - 1)]`` (lengths are powers
 of two, and callers keep ``j`` in range).
@@ -26,8 +27,11 @@ from numba.core import types
 from numba.core.imputils import lower_constant
 from numba.extending import NativeValue, intrinsic, models, overload, register_model, typeof_impl, unbox
 
-__all__ = ["Lut", "permutes_available"]
+__all__ = ["Lut", "permutes_available", "permutes_supported", "MIN_LLVM_VERSION"]
 
+#: Oldest LLVM that takes the scalar function's attributes as written here: ``memory(none)`` is LLVM 16
+#: syntax (LLVM 14 and 15, as in llvmlite < 0.45, spell it ``readnone`` and reject the module).
+MIN_LLVM_VERSION = (16, 0, 0)
 #: Entries of the largest table looked up with permutes (8 x vpermi2d and a 3-level select tree).
 MAX_PERMUTE_ENTRIES = 256
 #: Lanes of the vector variant: one zmm register of int32.
@@ -39,13 +43,29 @@ _V = ir.VectorType(_I32, _LANES)
 _TABLES: dict[str, np.ndarray] = {}
 
 
+def permutes_supported(cpu_name, llvm_version, features) -> bool:
+    """Whether lookups may compile to permutes, given Numba's target CPU, the LLVM version and the CPU features.
+
+    ``cpu_name``: ``numba.config.CPU_NAME`` (None or ``"host"``: the code runs on the CPU it is compiled on);
+    ``llvm_version``: ``(major, minor, patch)``, as ``llvmlite.binding.llvm_version_info``; ``features``: a
+    mapping of feature names to booleans, as ``llvmlite.binding.get_host_cpu_features()``. True only for the
+    host CPU, LLVM >= :data:`MIN_LLVM_VERSION` and AVX-512F; otherwise the lookups are plain loads.
+    """
+    if cpu_name not in (None, "host"):
+        return False
+    if tuple(int(v) for v in llvm_version) < MIN_LLVM_VERSION:
+        return False
+    return bool(features.get("avx512f", False))
+
+
 @functools.cache
 def permutes_available() -> bool:
-    """Whether Numba compiles for this host's CPU and that CPU has AVX-512 (the permutes' instruction set)."""
-    if numba.config.CPU_NAME not in (None, "host"):
-        return False
-    features = llvm.get_host_cpu_features()
-    return bool(features.get("avx512f", False))
+    """:func:`permutes_supported` for this process: Numba's target, llvmlite's LLVM and this host's CPU."""
+    try:
+        features = llvm.get_host_cpu_features()
+    except RuntimeError:  # LLVM cannot list this host's features: plain loads are right on every CPU
+        features = {}
+    return permutes_supported(numba.config.CPU_NAME, llvm.llvm_version_info, features)
 
 
 class Lut:

@@ -10,7 +10,8 @@ import numpy as np
 from lnsim import tables
 from lnsim.codecs import check_codes, check_sigma_star, decode, encode, grad_to_bits
 from lnsim.golden.datapath import decode_bf16, update_inplace
-from lnsim.spec import LNSFormat, MadamConfig, Spec, SpecError, check_int
+from lnsim.spec import LNSFormat, MadamConfig, Spec
+from lnsim.validation import SpecError, check_int
 
 __all__ = ["GoldenMadam", "StepStats"]
 
@@ -142,4 +143,5 @@ class GoldenMadam:
         return (bits.astype(np.uint32) << 16).view(np.float32)
 
     def __repr__(self) -> str:
-        return f"GoldenMadam(shape={self.shape}, {self.spec.fmt.describe()}, sigma_star={self.sigma_star:g}, t={self.t})"
+        return (f"GoldenMadam(shape={self.shape}, {self.spec.fmt.describe()}, sigma_star={self.sigma_star:g}, "
+                f"t={self.t})")

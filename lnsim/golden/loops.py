@@ -1,0 +1,197 @@
+"""The fast update loops: generated and compiled per datapath, cached per process and on disk.
+
+:func:`update_kernel` (threads) and :func:`update_kernel_serial` run the lean form of
+:mod:`lnsim.golden.lean` over flat arrays, in a loop that :func:`_make_update_loop` generates for one set of
+constants and tables: those are baked in as compile-time constants, so LLVM folds the constant shifts and
+masks and -- crucially -- can prove the table loads never alias the stores to k and state (with tables as
+arguments it refuses to vectorise). Same arguments and results as
+:func:`lnsim.golden.element.update_kernel_reference`, which they fall back to for step scalars outside the
+lean form's range (:func:`fits_lean`). :func:`fused_step_for` compiles the trainer's fused step (gradient
+rounding, update, decode) around the serial loop.
+
+The loop's shape, measured with benchmarks/bench_golden.py:
+
+* Two passes per strip of 2,048 elements: stages 1-3 write X to a small buffer, stages 4-5 read it. One
+  element's dependency chain through all five stages is far longer than the CPU's reorder window can
+  hide at ~280 instructions per 16 elements; two shorter loops let it overlap more elements (1.3-1.5x
+  on one thread).
+* NaN/Inf counts accumulate in int32 per chunk: an int64 reduction would halve the vector width.
+
+The strip buffer (8 KB per chunk) is the loops' one allocation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numba
+import numpy as np
+
+from lnsim.codecs import float32_to_bfloat16_bits
+from lnsim.golden import lean, lut
+from lnsim.golden.decoder import decode_lut_loop
+from lnsim.golden.element import _renamed, update_kernel_reference, update_kernel_reference_serial
+from lnsim.golden.lean import _wide_products, lean_ratio, lean_step, log_significand_table, packed_table
+from lnsim.golden.lut import Lut
+
+__all__ = ["update_kernel", "update_kernel_serial", "fits_lean", "fused_step_for"]
+
+
+def _sources_digest(*modules) -> str:
+    """SHA-256 (16 hex digits) of the modules' source files."""
+    h = hashlib.sha256()
+    for m in modules:
+        with open(m.__file__, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()[:16]
+
+
+#: Part of the generated loop's name. Numba's on-disk cache checks only the file that defines a function, but
+#: the loop compiles in the lean form and the table lookups from other modules: an edit to those must not
+#: load a loop compiled from their old text.
+_DEPENDS = _sources_digest(lean, lut)
+
+#: Elements per chunk of the generated loop (one task of the parallel loop): NaN/Inf counts accumulate in
+#: int32 within a chunk, and each chunk allocates one strip buffer.
+_CHUNK = 16384
+#: Elements per strip: the first pass writes X for a strip to a buffer (in L1), the second pass reads it.
+_STRIP = 2048
+
+
+def _make_update_loop(consts, LOG, ALOG, parallel):
+    """Compile the update loop for one datapath: constants and tables are frozen into the machine code.
+
+    SSTAR and KMAX stay run-time arguments, so formats that differ only in bits or eta0 (a sweep) share
+    one compiled loop.
+    """
+    W, MB, WM, EMAX, s, F, a = (int(c) for c in consts)
+    WLOG, WALOG = _wide_products(LOG, ALOG, F, a)
+    if int(LOG[0]) != 0 or int(LOG[-1]) != 1 << F:
+        raise ValueError("the log table must run from 0 to 2**F")
+    LOG = np.array(LOG, dtype=np.int32)
+    ALOG = np.array(ALOG, dtype=np.int32)
+    LGT = log_significand_table(MB, LOG, a) if MB <= 15 else np.zeros(1, np.int32)
+    LOGP, LOGPK = packed_table(LOG)
+    ALOGP, ALOGPK = packed_table(ALOG)
+    # Lookups in registers (vector permutes) instead of gathers where the CPU allows: see lnsim.golden.lut.
+    LGT, LOGP, ALOGP = Lut(LGT), Lut(LOGP), Lut(ALOGP)
+    CH, ST = _CHUNK, _STRIP
+    KCAP = 1 << 30  # codes above it (only in uint32 arrays, never valid) give the same k_new as KCAP
+
+    def update_loop(sign, k, grad, state, log_eta, log_bc, SSTAR, KMAX):
+        n = k.shape[0]
+        # int32 (both < 2**24): an int64 scalar would widen the comparisons with n and k to 64-bit lanes.
+        sstar = np.int32(SSTAR)
+        kmax = np.int32(KMAX)
+        n_nan = 0
+        n_inf = 0
+        for c in numba.prange((n + CH - 1) // CH):
+            c_nan = np.int32(0)
+            c_inf = np.int32(0)
+            xs = np.empty(ST, np.int32)
+            for lo in range(c * CH, min(c * CH + CH, n), ST):
+                hi = min(lo + ST, n)
+                # Two passes over the strip, each short enough for the CPU to overlap many elements.
+                for j in range(lo, hi):
+                    i = np.uint64(j)  # unsigned: no negative-index wraparound
+                    x, sn, nan, inf = lean_ratio(grad[i], state[i], W, MB, WM, EMAX, s, F, a, LOG, LGT, LOGP, LOGPK,
+                                                 WLOG)
+                    xs[np.uint64(j - lo)] = x
+                    state[i] = sn
+                    c_nan = np.int32(c_nan + nan)
+                    c_inf = np.int32(c_inf + inf)
+                for j in range(lo, hi):
+                    i = np.uint64(j)
+                    k0 = k[i]
+                    kc = np.int32(k0) if k0 < KCAP else np.int32(KCAP)
+                    kn, nan = lean_step(np.int32(sign[i]), kc, grad[i], xs[np.uint64(j - lo)], log_eta, log_bc,
+                                        W, MB, F, a, sstar, kmax, ALOG, ALOGP, ALOGPK, WALOG)
+                    k[i] = k0 if nan else kn
+            n_nan += c_nan
+            n_inf += c_inf
+        return n_nan, n_inf
+
+    # Numba's on-disk cache is keyed by the function's name, code and closure: not by the parallel flag, nor by
+    # the modules the loop compiles in (_DEPENDS).
+    update_loop = _renamed(update_loop, ("_parallel_" if parallel else "_serial_") + _DEPENDS)
+    return numba.njit(cache=True, nogil=True, parallel=parallel)(update_loop)
+
+
+_loops = {}
+_loops_lock = threading.RLock()  # re-entered: the fused step compiles its update loop
+
+
+def _update_loop_for(consts, LOG, ALOG, parallel):
+    key = (tuple(int(c) for c in consts), LOG.tobytes(), ALOG.tobytes(), bool(parallel))
+    fn = _loops.get(key)
+    if fn is None:
+        with _loops_lock:
+            fn = _loops.get(key)
+            if fn is None:
+                fn = _loops[key] = _make_update_loop(key[0], LOG, ALOG, parallel)
+    return fn
+
+
+def _make_fused_step(consts, LOG, ALOG):
+    """Compile, for one datapath, a step over flat buffers: float32 gradients -> update -> decoded weights.
+
+    One call does what :func:`lnsim.codecs.grad_to_bits`, ``update_kernel_serial`` and the weight decoder do in
+    three, on one thread (the trainer's small tensors gain nothing from threads).
+    """
+    update_loop = _update_loop_for(consts, LOG, ALOG, False)
+
+    def fused_step(sign, k, grad_u32, convert_bf16, grad_bits, state, log_eta, log_bc, SSTAR, KMAX,
+                   wbits, seg_ends, lut_offsets, LUT):
+        if convert_bf16:
+            float32_to_bfloat16_bits(grad_u32, grad_bits)
+        n_nan, n_inf = update_loop(sign, k, grad_bits, state, log_eta, log_bc, SSTAR, KMAX)
+        decode_lut_loop(sign, k, wbits, seg_ends, lut_offsets, LUT)
+        return n_nan, n_inf
+
+    return numba.njit(nogil=True)(fused_step)
+
+
+_fused = {}
+
+
+def fused_step_for(W, MB, WM, EMAX, s, F, a, LOG, ALOG):
+    """The compiled fused step (:func:`_make_fused_step`) for these constants and tables (one per datapath)."""
+    key = ((W, MB, WM, EMAX, s, F, a), LOG.tobytes(), ALOG.tobytes())
+    fn = _fused.get(key)
+    if fn is None:
+        with _loops_lock:
+            fn = _fused.get(key)
+            if fn is None:
+                fn = _fused[key] = _make_fused_step(key[0], LOG, ALOG)
+    return fn
+
+
+def fits_lean(log_eta, log_bc):
+    """Whether the step scalars fit the vectorised loops' int32 arithmetic (else the reference loop runs)."""
+    return abs(int(log_eta) - int(log_bc)) < 2**28
+
+
+def update_kernel(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
+    """Update flat arrays in place (multi-threaded); returns (number of NaN gradients, number of Inf gradients).
+
+    Same arguments and results as :func:`update_kernel_reference`; runs the loop compiled for these
+    constants and tables (compiled on first use, cached on disk).
+    """
+    if not fits_lean(log_eta, log_bc):
+        return update_kernel_reference(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX,
+                                       LOG, ALOG)
+    return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, True)(
+        sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
+    )
+
+
+def update_kernel_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
+    """:func:`update_kernel` on one thread."""
+    if not fits_lean(log_eta, log_bc):
+        return update_kernel_reference_serial(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR,
+                                              KMAX, LOG, ALOG)
+    return _update_loop_for((W, MB, WM, EMAX, s, F, a), LOG, ALOG, False)(
+        sign, k, grad, state, np.int64(log_eta), np.int64(log_bc), np.int32(SSTAR), np.int32(KMAX)
+    )
+
