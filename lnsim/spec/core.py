@@ -14,7 +14,7 @@ from lnsim.spec.madam import DEFAULT_ETA, DEFAULT_STAR_FACTOR, MAX_STEP_RUNGS, O
 from lnsim.spec.schema import Option, field_options
 from lnsim.validation import SpecError, check_choice, check_int, is_real
 
-__all__ = ["Spec", "SPEC_OPTIONS", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range"]
+__all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range"]
 
 #: Most lanes (elements per clock) the hardware commands accept.
 MAX_LANES = 64
@@ -97,7 +97,7 @@ class Spec:
     def to_dict(self) -> dict:
         """The constructor arguments of the format and config, as plain JSON-able values (see :meth:`from_dict`),
         in the order of :data:`SPEC_OPTIONS`."""
-        return {name: _plain(getattr(self.fmt if name in _FORMAT_FIELDS else self.cfg, name)) for name in _FIELD_ORDER}
+        return {name: _plain(getattr(self.fmt if name in _FORMAT_FIELDS else self.cfg, name)) for name in FIELD_NAMES}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Spec":
@@ -106,7 +106,29 @@ class Spec:
             fmt = LNSFormat(bits=d["bits"], base=d["base"], frac_bits=d["frac_bits"])
         else:
             fmt = LNSFormat(bits=d["bits"], eta0=d["eta0"])
-        return cls(fmt, MadamConfig(**{name: d[name] for name in _FIELD_ORDER if name not in _FORMAT_FIELDS}))
+        return cls(fmt, MadamConfig(**{name: d[name] for name in FIELD_NAMES if name not in _FORMAT_FIELDS}))
+
+    def info_rows(self, table_bits: dict) -> list:
+        """The ``lnsim info`` table: ``(label, text)`` rows of every input and derived quantity, given the
+        datapath's ROM sizes ``table_bits`` (:func:`lnsim.tables.table_bits`)."""
+        s, tb = self.summary(), table_bits
+        return [
+            ("format", self.fmt.describe()),
+            ("code k", f"0..{s['code_max']} ({s['code_dtype']}; packed with sign: {s['packed_dtype']})"),
+            ("rung ratio", f"exp(-eta0) = {s['rung_ratio']:.9g}"),
+            ("dynamic range", f"exp((2**B - 1) * eta0) = {s['dynamic_range']:.6g}"),
+            ("eta", f"{s['eta']:.6g} = {s['eta_rungs']} rungs"),
+            ("eta_star", f"{s['eta_star']:.6g} = {s['eta_star_rungs']} rungs (clamp |g/gbar| at {s['clamp_ratio']:g})"),
+            ("beta", f"1 - 2**-{s['beta_shift']} = {s['beta']:.9g}"),
+            ("bias correction", "on" if s["bias_correction"] else "off"),
+            ("gradient format", s["grad_format"]),
+            ("state", f"{s['state_bits']} bits = {s['state_exp_bits']}-bit exponent + {s['state_man_bits']}-bit mantissa"),
+            ("log domain", f"F = {s['log_frac_bits']} fraction bits, tables of 2**{s['table_index_bits']} + 1 entries"),
+            ("update tables", f"log {tb['log']} + antilog {tb['antilog']} = {tb['update_total']} bits"),
+            ("decoder tables", f"{tb['decoder']} bits"),
+            ("step precision", f"estimated worst error {self.precision_budget:.3g} rungs per step (at most "
+                               f"{ONE_RUNG_BUDGET}; this datapath resolves eta_star up to {self.cfg.max_step_rungs} rungs)"),
+        ]
 
     @classmethod
     def from_options(cls, *, step_limit: str = "ladder", **options) -> "Spec":
@@ -149,7 +171,7 @@ class Spec:
             eta_star = max(rungs, min(DEFAULT_STAR_FACTOR * rungs, limit)) * fmt.eta0
         else:  # eta is not a whole number of rungs: MadamConfig or Spec names what is wrong with it
             eta_star = DEFAULT_STAR_FACTOR * eta if is_real(eta) else eta
-        rest = {name: o[name] for name in _FIELD_ORDER if name not in _FORMAT_FIELDS and name not in ("eta", "eta_star")}
+        rest = {name: o[name] for name in FIELD_NAMES if name not in _FORMAT_FIELDS and name not in ("eta", "eta_star")}
         return cls(fmt, MadamConfig(eta=eta, eta_star=eta_star, **rest))
 
     def summary(self) -> dict:
@@ -248,7 +270,8 @@ if {o.name for o in SPEC_OPTIONS} != {*_FIELDS, "eta_rungs", "eta_star_rungs"}:
     raise ImportError("SPEC_OPTIONS must name every field option of LNSFormat and MadamConfig")
 
 _FORMAT_FIELDS = frozenset(o.name for o in field_options(LNSFormat))
-_FIELD_ORDER = tuple(o.name for o in SPEC_OPTIONS if o.name in _FIELDS)
+#: The keys of :meth:`Spec.to_dict`: the options that are fields, in :data:`SPEC_OPTIONS` order.
+FIELD_NAMES = tuple(o.name for o in SPEC_OPTIONS if o.name in _FIELDS)
 _OPTION_NAMES = (*(o.name for o in SPEC_OPTIONS), DYNAMIC_RANGE.name)
 
 

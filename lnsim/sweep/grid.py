@@ -1,15 +1,14 @@
 """The grid of a sweep: value lists per spec option ("axes"), and one validated :class:`~lnsim.spec.Spec` per point.
 
-Every spec option of ``lnsim train`` is an axis (``bits``, ``base``, ``eta0``, ``frac_bits``, ``eta``, ...), plus
-``dynamic_range``, which derives the base precision per bit width. An axis is given as a list (``6,8,10``), an
-inclusive integer range (``6:12`` or ``6:12:2``), or in a grid file as a TOML/JSON array. The grid is the
-Cartesian product of the axes; each point becomes the spec options ``lnsim train`` would take
-(:func:`point_spec_args`), built and checked by the same code (:func:`lnsim.cli.spec_from_args`).
+Every spec option (:data:`lnsim.spec.SPEC_OPTIONS`: ``bits``, ``base``, ``eta0``, ``frac_bits``, ``eta``, ...) is
+an axis, plus ``dynamic_range``, which derives the base precision per bit width. An axis is given as a list
+(``6,8,10``), an inclusive integer range (``6:12`` or ``6:12:2``), or in a grid file as a TOML/JSON array. The
+grid is the Cartesian product of the axes; each point's values are spec options, built and checked by the
+one constructor every command uses (:meth:`lnsim.spec.Spec.from_options`).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import math
@@ -17,33 +16,14 @@ import numbers
 import os
 from dataclasses import dataclass
 
-from lnsim.cli import DEFAULT_ETA0, default_eta_rungs, default_eta_star_rungs, spec_from_args
-from lnsim.spec import LN2, Base, LNSFormat, Spec, SpecError, check_int
+from lnsim.spec import DYNAMIC_RANGE, SPEC_OPTIONS, Base, Spec, SpecError
 
-__all__ = ["AXES", "DEFAULT_AXES", "Grid", "Point", "parse_axis", "read_grid_file", "point_spec_args", "eta0_for_range"]
+__all__ = ["AXES", "Grid", "Point", "parse_axis", "read_grid_file"]
 
-#: Every axis a grid may vary, with the type of its values.
-AXES = {
-    "bits": int,
-    "base": str,
-    "eta0": float,
-    "frac_bits": int,
-    "dynamic_range": float,
-    "eta": float,
-    "eta_rungs": int,
-    "eta_star": float,
-    "eta_star_rungs": int,
-    "beta_shift": int,
-    "bias_correction": bool,
-    "grad_format": str,
-    "state_bits": int,
-    "log_frac_bits": int,
-    "table_index_bits": int,
-}
-
-#: Values of the axes that are not given (the defaults of ``lnsim train``).
-DEFAULT_AXES = {"bits": (12,), "base": ("natural",), "beta_shift": (10,), "bias_correction": (True,),
-                "grad_format": ("bfloat16",), "state_bits": (32,), "log_frac_bits": (16,), "table_index_bits": (7,)}
+#: Every axis a grid may vary (the spec's options and ``dynamic_range``), with the type of its values.
+AXES = {opt.name: opt.kind for opt in (*SPEC_OPTIONS, DYNAMIC_RANGE)}
+#: The value of an axis that is not given.
+_DEFAULTS = {opt.name: opt.default for opt in SPEC_OPTIONS}
 
 _PRECISION = ("eta0", "frac_bits", "dynamic_range")
 
@@ -178,69 +158,6 @@ def read_grid_file(path: str, allowed) -> dict:
     return options
 
 
-def eta0_for_range(bits: int, dynamic_range: float) -> float:
-    """The natural-base eta0 whose ladder of 2**bits rungs spans ``dynamic_range``: ln(R) / (2**bits - 1)."""
-    return math.log(dynamic_range) / (2**bits - 1)
-
-
-def _frac_bits_for_range(bits: int, dynamic_range: float) -> int:
-    # The finest pow2 base whose ladder still spans R: the largest m with ln2 / 2**m >= ln(R) / (2**B - 1).
-    return max(0, math.floor(math.log2(LN2 / eta0_for_range(bits, dynamic_range)) + 1e-12))
-
-
-def _check_range(value: float) -> float:
-    if not value > 1:
-        raise SpecError(f"dynamic_range must be a number > 1, not {value!r}")
-    return value
-
-
-def point_spec_args(values: dict, step_limit: str = "ladder") -> argparse.Namespace:
-    """The ``lnsim train`` spec options (a namespace for :func:`lnsim.cli.spec_from_args`) of one grid point.
-
-    ``values`` maps axis names to one value each (missing axes take :data:`DEFAULT_AXES`). The rules for what
-    is not given: eta0 = ``DEFAULT_ETA0``, or ln(R) / (2**bits - 1) with ``dynamic_range`` R (base pow2: the
-    largest frac_bits m whose ladder still spans R); eta = the whole number of rungs nearest 0.01 (at least 1), as
-    ``lnsim train``; eta_star = 8 x eta. Derived steps are capped at the ladder (``step_limit="ladder"``,
-    2**bits - 1 rungs) or half of it (``"half"``, what :func:`lnsim.fidelity.measure` needs); given ones never
-    are. Raises :class:`SpecError` for a combination that cannot be built.
-    """
-    v = {name: default[0] for name, default in DEFAULT_AXES.items()} | values
-    bits, base = v["bits"], v["base"]
-    if "eta0" in values and "dynamic_range" in values:
-        raise SpecError("give eta0 or dynamic_range, not both")
-    if "frac_bits" in values and "dynamic_range" in values:
-        raise SpecError("give frac_bits or dynamic_range, not both")
-    check_int("bits", bits, 2, 24)
-    eta0, frac_bits = v.get("eta0"), v.get("frac_bits")
-    if base == Base.POW2.value:
-        if "eta0" in values:
-            raise SpecError(f"eta0 applies to base natural; base pow2 takes frac_bits (got eta0={eta0!r})")
-        if "dynamic_range" in values:
-            frac_bits = _frac_bits_for_range(bits, _check_range(v["dynamic_range"]))
-    elif base == Base.NATURAL.value:
-        if "frac_bits" in values:
-            raise SpecError(f"frac_bits applies to base pow2; base natural takes eta0 (got frac_bits={frac_bits!r})")
-        if "dynamic_range" in values:
-            eta0 = eta0_for_range(bits, _check_range(v["dynamic_range"]))
-        elif eta0 is None:
-            eta0 = DEFAULT_ETA0
-    ns = argparse.Namespace(
-        bits=bits, base=base, eta0=eta0, frac_bits=frac_bits, eta=v.get("eta"), eta_rungs=v.get("eta_rungs"),
-        eta_star=v.get("eta_star"), eta_star_rungs=v.get("eta_star_rungs"), beta_shift=v["beta_shift"],
-        no_bias_correction=not v["bias_correction"], grad_format=v["grad_format"], state_bits=v["state_bits"],
-        log_frac_bits=v["log_frac_bits"], table_index_bits=v["table_index_bits"],
-    )
-    fmt = LNSFormat(bits=bits, base=base, eta0=eta0, frac_bits=frac_bits)
-    limit = fmt.code_max if step_limit == "ladder" else max(1, fmt.code_max // 2)
-    if ns.eta is None and ns.eta_rungs is None:
-        ns.eta_rungs = default_eta_rungs(fmt, limit)
-    if ns.eta_star is None and ns.eta_star_rungs is None:
-        rungs = ns.eta_rungs if ns.eta_rungs is not None else round(ns.eta / fmt.eta0)
-        if isinstance(rungs, int):
-            ns.eta_star_rungs = default_eta_star_rungs(rungs, fmt, limit)
-    return ns
-
-
 def _describe(values: dict) -> str:
     return " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
                     for name, value in values.items())
@@ -248,11 +165,10 @@ def _describe(values: dict) -> str:
 
 @dataclass(frozen=True)
 class Point:
-    """One grid point: the axis values chosen (``values``), its spec options and :class:`Spec`, and ``series``
+    """One grid point: the axis values chosen (``values``, spec options), its :class:`Spec`, and ``series``
     (the label of the line it belongs to in the plots: every varied axis but ``bits``)."""
 
     values: dict
-    spec_args: argparse.Namespace
     spec: Spec
     series: str
 
@@ -263,7 +179,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Grid:
-    """The axes of a sweep (axis name to a tuple of values; absent axes take :data:`DEFAULT_AXES`)."""
+    """The axes of a sweep (axis name to a tuple of values; an absent axis takes its option's default)."""
 
     axes: dict
 
@@ -277,7 +193,7 @@ class Grid:
 
     def _combinations(self):
         """Axis-value dicts of every point: per base its own precision axis; bits varies fastest."""
-        bases = self.axes.get("base", DEFAULT_AXES["base"])
+        bases = self.axes.get("base", (_DEFAULTS["base"],))
         others = [name for name in AXES if name in self.axes and name not in ("bits", "base", *_PRECISION)]
         for base in bases:
             if "dynamic_range" in self.axes:
@@ -289,14 +205,14 @@ class Grid:
             elif base == Base.NATURAL.value:
                 if "frac_bits" in self.axes and len(bases) == 1:
                     raise SpecError("frac_bits applies to base pow2; base natural takes eta0 or dynamic_range")
-                precision = [("eta0", x) for x in self.axes.get("eta0", (DEFAULT_ETA0,))]
+                precision = [("eta0", x) for x in self.axes.get("eta0", (_DEFAULTS["eta0"],))]
             else:
                 raise SpecError(f"base must be one of 'natural', 'pow2', not {base!r}")
             if base == Base.POW2.value and "eta0" in self.axes and len(bases) == 1:
                 raise SpecError("eta0 applies to base natural; base pow2 takes frac_bits or dynamic_range")
             for prec in precision:
                 for rest in itertools.product(*(self.axes[name] for name in others)):
-                    for bits in self.axes.get("bits", DEFAULT_AXES["bits"]):
+                    for bits in self.axes.get("bits", (_DEFAULTS["bits"],)):
                         yield {"bits": bits, "base": base, prec[0]: prec[1], **dict(zip(others, rest))}
 
     def _series(self, values: dict) -> str:
@@ -314,18 +230,17 @@ class Grid:
     def points(self, *, step_limit: str = "ladder", skip_invalid: bool = False) -> tuple[list[Point], list[str]]:
         """Every point with its spec, validated up front, and the messages of the points left out.
 
-        Raises :class:`SpecError` with one line naming the first invalid point, the parameter and the value
+        ``step_limit`` caps the derived steps of each point (see :meth:`lnsim.spec.Spec.from_options`). Raises :class:`SpecError` with one line naming the first invalid point, the parameter and the value
         (unless ``skip_invalid``, which leaves such points out and returns their messages).
         """
         points, invalid = [], []
         for values in self._combinations():
             try:
-                args = point_spec_args(values, step_limit)
-                spec = spec_from_args(args)
+                spec = Spec.from_options(**values, step_limit=step_limit)
             except SpecError as e:
                 invalid.append(f"grid point {_describe(values)}: {e}")
                 continue
-            points.append(Point(values=values, spec_args=args, spec=spec, series=self._series(values)))
+            points.append(Point(values=values, spec=spec, series=self._series(values)))
         if invalid and not skip_invalid:
             more = f" (and {len(invalid) - 1} more invalid points; --skip-invalid leaves them out)" if len(invalid) > 1 else ""
             raise SpecError(invalid[0] + more)

@@ -11,14 +11,16 @@ import os
 import numpy as np
 
 from lnsim.files import atomic_write
+from lnsim.spec import FIELD_NAMES
 from lnsim.sweep.tasks import is_reference
 from lnsim.train.report import mean_std
 
 __all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_summary", "fidelity_summary"]
 
-_SPEC_FIELDS = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range", "eta", "eta_rungs", "eta_star",
-                "eta_star_rungs", "grad_format", "beta_shift", "bias_correction", "state_bits", "log_frac_bits",
-                "table_index_bits"]
+# The spec's columns: these first, in this order, then any other input of the spec.
+_FIRST = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range", "eta", "eta_rungs", "eta_star",
+          "eta_star_rungs", "grad_format"]
+_SPEC_FIELDS = [*_FIRST, *(name for name in FIELD_NAMES if name not in _FIRST)]
 
 #: Columns of results.csv / keys of each results.json row, in order (see docs/explore.md for units).
 TRAIN_FIELDS = ["optimizer", "series", *_SPEC_FIELDS, "dataset", "model", "epochs", "seed", "test_accuracy",

@@ -4,7 +4,6 @@ measurement per point; each with the key of everything its result depends on, an
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
@@ -14,18 +13,30 @@ import time
 from dataclasses import dataclass
 
 import lnsim
-from lnsim.spec import Spec, check_int
+from lnsim.spec import Option, Spec
+from lnsim.train.config import TrainConfig
+from lnsim.train.data import load_dataset
+from lnsim.validation import check_int
 
-__all__ = ["RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
+__all__ = ["SWEEP_OPTIONS", "RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
            "REFERENCE_SERIES", "is_reference"]
 
 #: Version of the stored result; bump it when what a task computes or stores changes without a source change below.
 RESULT_FORMAT = 2
 
 #: Modules (relative to the lnsim package) whose source decides a result; their SHA-256 is part of every key.
-NUMERIC_SOURCES = ("spec.py", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
+NUMERIC_SOURCES = ("validation.py", "spec", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
 #: Presentation-only modules of those folders: editing them does not invalidate stored results.
-_NOT_NUMERIC = ("train/cli.py", "train/plots.py", "train/checkpoint.py")
+_NOT_NUMERIC = ("train/plots.py", "train/checkpoint.py")
+
+#: The sweep's own options (besides the grid's axes and the training options).
+SWEEP_OPTIONS = (
+    Option(name="reference", kind=bool, default=True, flag="--no-reference", help="do not train the FP32 Madam reference"),
+    Option(name="elements", kind=int, default=100_000, range="1..10**8", bounds=(1, 10**8),
+           help="elements per fidelity run (default {default})"),
+    Option(name="steps", kind=int, default=30, range="1..10**6", bounds=(1, 10**6), help="steps per fidelity run (default {default})"),
+)
+_BOUNDS = {o.name: o.bounds for o in SWEEP_OPTIONS if o.bounds}
 
 #: The series label of the float reference (with its beta and bias correction when a grid has several).
 REFERENCE_SERIES = "FP32 Madam"
@@ -94,12 +105,9 @@ def _new_task(kind: str, identity: dict, meta: dict) -> Task:
 
 
 def _spec_fields(spec: Spec) -> dict:
-    f, c = spec.fmt, spec.cfg
-    return {"bits": f.bits, "base": f.base.value, "eta0": f.eta0, "frac_bits": f.frac_bits,
-            "rung_size": -math.expm1(-f.eta0), "dynamic_range": f.dynamic_range, "eta": c.eta,
-            "eta_rungs": spec.eta_rungs, "eta_star": c.eta_star, "eta_star_rungs": spec.eta_star_rungs,
-            "grad_format": c.grad_format.value, "beta_shift": c.beta_shift, "bias_correction": c.bias_correction,
-            "state_bits": c.state_bits, "log_frac_bits": c.log_frac_bits, "table_index_bits": c.table_index_bits}
+    """A row's spec columns: every input of the spec, the rung size, the dynamic range and the steps in rungs."""
+    return {**spec.to_dict(), "rung_size": -math.expm1(-spec.fmt.eta0), "dynamic_range": spec.fmt.dynamic_range,
+            "eta_rungs": spec.eta_rungs, "eta_star_rungs": spec.eta_star_rungs}
 
 
 def _reference_values(point) -> dict:
@@ -112,21 +120,15 @@ def plan_training(points, train_options: dict, seeds, *, reference: bool = True)
     """One training task per point and seed (lns-madam), then the FP32 Madam reference per seed (float Madam at
     ``lnsim train``'s default eta0 0.001 and eta 0.01, with the grid's beta and bias correction).
 
-    ``train_options`` are ``lnsim train``'s training options (dataset, data, hidden, epochs, batch_size, init,
-    sigma_scale, schedule, patience, decay_factor, threshold, test_size), validated here by
-    :func:`lnsim.train.cli.config_from_args`; every seed's data split is loaded once for its fingerprint.
-    Raises ``ValueError`` (one line) for invalid options or data.
+    ``train_options`` are training options of :data:`lnsim.train.config.TRAIN_OPTIONS` (dataset, data, hidden,
+    epochs, batch_size, init, sigma_scale, schedule, patience, decay_factor, threshold, test_size; None for a
+    default), validated here by :meth:`~lnsim.train.config.TrainConfig.from_options`; every seed's data split is
+    loaded once for its fingerprint. Raises ``ValueError`` (one line) for invalid options or data.
     """
-    from lnsim.sweep.grid import point_spec_args
-    from lnsim.train.cli import config_from_args
-    from lnsim.train.data import load_dataset
-
     fingerprints = {}
 
-    def config(spec_args, optimizer, seed):
-        ns = argparse.Namespace(**vars(spec_args), **train_options, optimizer=optimizer, seeds=1, seed=seed,
-                                lr=None, momentum=0.9)
-        cfg = config_from_args(ns)
+    def config(spec, optimizer, seed):
+        cfg = TrainConfig.from_options(spec, **train_options, optimizer=optimizer, seeds=1, seed=seed)
         if seed not in fingerprints:
             fingerprints[seed] = load_dataset(cfg.dataset, seed=seed, test_size=cfg.test_size).fingerprint()
         return cfg
@@ -143,21 +145,22 @@ def plan_training(points, train_options: dict, seeds, *, reference: bool = True)
             reference_key = None
             if reference:
                 values = _reference_values(point)
-                ref_cfg = config(point_spec_args(values), "madam", seed)
+                ref_cfg = config(Spec.from_options(**values), "madam", seed)
                 ref_fields = {"eta0": ref_cfg.spec.fmt.eta0, "eta": ref_cfg.spec.cfg.eta,
                               "eta_star": ref_cfg.spec.cfg.eta_star, **values}
                 ref = train_task(ref_cfg, _reference_series(values, several), ref_fields, seed, None)
                 references.setdefault(ref.key, ref)
                 reference_key = ref.key
-            cfg = config(point.spec_args, "lns-madam", seed)
+            cfg = config(point.spec, "lns-madam", seed)
             tasks.append(train_task(cfg, point.series, _spec_fields(cfg.spec), seed, reference_key))
     return tasks + list(references.values())
 
 
 def plan_fidelity(points, *, elements: int, steps: int, seed: int) -> list[Task]:
     """One fidelity task per point: :func:`lnsim.fidelity.measure` with ``elements`` x ``steps`` updates."""
-    for name, value, hi in (("elements", elements, 10**8), ("steps", steps, 10**6), ("seed", seed, 2**63 - 1)):
-        check_int(name, value, 0 if name == "seed" else 1, hi)
+    check_int("elements", elements, *_BOUNDS["elements"])
+    check_int("steps", steps, *_BOUNDS["steps"])
+    check_int("seed", seed, 0, 2**63 - 1)
     return [_new_task("fidelity", {"spec": p.spec.to_dict(), "elements": elements, "steps": steps, "seed": seed},
                       {"series": p.series, **_spec_fields(p.spec), "elements": elements, "steps": steps, "seed": seed})
             for p in points]
@@ -165,7 +168,7 @@ def plan_fidelity(points, *, elements: int, steps: int, seed: int) -> list[Task]
 
 def _run_training(identity: dict) -> tuple[dict, dict]:
     from lnsim.train.report import summarise
-    from lnsim.train.runner import TrainConfig, train
+    from lnsim.train.runner import train
 
     config = TrainConfig.from_dict(identity["config"])
     result = train(config, threads=1)

@@ -1,23 +1,24 @@
-"""The ``lnsim synth`` subcommand: the command line of :mod:`lnsim.fpga` (synthesise and place-and-route a unit on
-an FPGA, report its cost; see docs/hardware.md).
+"""``lnsim synth``: the command line of :mod:`lnsim.fpga` (synthesise and place-and-route a unit on an FPGA,
+report its cost; see docs/hardware.md).
 
-``lnsim.cli`` registers it with :func:`add_synth_parser` and calls :func:`run_synth`. Invalid options raise
-:class:`lnsim.SpecError` (the caller prints one line and exits 2); a tool failure is a
-:class:`lnsim.fpga.SynthError`, which :func:`run_synth` prints as one line ``lnsim: error: ...`` naming the log
-file, and returns 1.
+A tool failure is a :class:`lnsim.fpga.SynthError`, which :func:`run` prints as one line ``lnsim: error: ...``
+naming the log file, and returns 1.
 """
 
 from __future__ import annotations
 
-import argparse
+import io
 import json
 import sys
 
-from lnsim.cli import float_or_raw, int_or_raw
+from lnsim.cli.options import float_or_raw, int_or_raw, spec_parent, spec_values
+from lnsim.files import atomic_write
 from lnsim.fpga import (TARGETS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
                         sweep_points, sweep_row, synthesize, write_sweep_csv)
+from lnsim.spec import Spec
+from lnsim.validation import SpecError
 
-__all__ = ["add_synth_parser", "run_synth"]
+__all__ = ["add_parser", "run"]
 
 
 _DESCRIPTION = """\
@@ -27,12 +28,9 @@ LUTs, flip-flops, block RAMs and DSPs, Fmax, the critical path, the placement se
 --sweep runs both units over bits {8, 10, 12, 16} x lanes {1, 4} and writes a CSV and a PNG."""
 
 
-def add_synth_parser(subparsers, hardware_spec_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Register ``synth`` on ``subparsers`` with the spec and ``--lanes`` options of ``hardware_spec_parent``.
-
-    The parsed arguments carry ``func=run_synth``.
-    """
-    p = subparsers.add_parser("synth", parents=[hardware_spec_parent], description=_DESCRIPTION,
+def add_parser(sub) -> None:
+    """Register ``synth`` on ``sub`` (from ``add_subparsers``): the spec's flags, ``--lanes``, the flow's options."""
+    p = sub.add_parser("synth", parents=[spec_parent(hardware=True)], description=_DESCRIPTION,
                               help="synthesise and place-and-route the update unit, report LUTs, FFs and Fmax")
     g = p.add_argument_group("synthesis")
     g.add_argument("--target", default="ecp5-25k", help=f"{' | '.join(TARGETS)} (default ecp5-25k)")
@@ -51,8 +49,7 @@ def add_synth_parser(subparsers, hardware_spec_parent: argparse.ArgumentParser) 
     o.add_argument("--csv", metavar="FILE", default="synth-sweep.csv", help="sweep table (default synth-sweep.csv)")
     o.add_argument("--plot", metavar="FILE.png", default="synth-sweep.png",
                    help="sweep plot, LUTs and Fmax vs bits (default synth-sweep.png)")
-    p.set_defaults(func=run_synth)
-    return p
+    p.set_defaults(func=run)
 
 
 def _progress(message: str) -> None:
@@ -61,11 +58,6 @@ def _progress(message: str) -> None:
 
 def _write(path: str, writer) -> None:
     """Write what ``writer(text_file)`` writes to ``path``, atomically (a cut-short sweep keeps its last table)."""
-    import io
-
-    from lnsim.files import atomic_write
-    from lnsim.validation import SpecError
-
     text = io.StringIO(newline="")
     writer(text)
     try:
@@ -74,14 +66,12 @@ def _write(path: str, writer) -> None:
         raise SpecError(f"cannot write {path!r} ({getattr(e, 'strerror', None) or e})") from None
 
 
-def run_synth(args) -> int:
+def run(args) -> int:
     """Run ``lnsim synth`` for parsed arguments; returns the exit status (1 when a tool fails)."""
-    from lnsim.cli import spec_from_args
-
     # The options before the spec, and --lanes and --unit even for the sweep, which ignores them.
     check_synth_options(target=args.target, unit=args.unit, lanes=args.lanes, seed=args.seed, freq_mhz=args.freq,
                         timeout=args.timeout)
-    spec = spec_from_args(args)
+    spec = Spec.from_options(**spec_values(args))
     opts = dict(target=args.target, seed=args.seed, freq_mhz=args.freq, keep=args.keep, timeout=args.timeout,
                 pack_mult=args.pack_mult, progress=_progress)
     try:
@@ -94,7 +84,7 @@ def run_synth(args) -> int:
         rows = []
         points = sweep_points()
         for unit, bits, lanes in points:
-            s = spec_from_args(argparse.Namespace(**{**vars(args), "bits": bits}))
+            s = Spec.from_options(**{**spec_values(args), "bits": bits})
             _progress(f"sweep {len(rows) + 1}/{len(points)}")
             rows.append(sweep_row(s, unit=unit, lanes=lanes, **opts))
             print(format_sweep_row(rows[-1]), flush=True)

@@ -1,29 +1,26 @@
-"""The ``lnsim sweep`` subcommand: train (or measure the fidelity of) every point of a grid of specs.
+"""``lnsim sweep``: train (or measure the fidelity of) every point of a grid of specs, in parallel, resumable.
 
-``lnsim.cli`` registers it with :func:`add_sweep_parser` and calls :func:`run_sweep`, which raises
-:class:`lnsim.SpecError` or ``ValueError`` for invalid input (printed as one line ``lnsim: error: ...``, exit 2).
+Every spec flag takes a list or a range (:func:`lnsim.sweep.grid.parse_axis`); the training flags are
+``lnsim train``'s (:data:`lnsim.train.config.TRAIN_OPTIONS`); a grid file may set any of them.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from lnsim.cli import float_or_raw, int_or_raw
-from lnsim.spec import check_int
+from lnsim.cli.options import add_option, int_or_raw, spec_parent
+from lnsim.spec import DYNAMIC_RANGE
 from lnsim.sweep.grid import AXES, Grid, read_grid_file
 from lnsim.sweep.runner import BACKENDS
+from lnsim.sweep.tasks import SWEEP_OPTIONS
+from lnsim.train.config import TRAIN_OPTIONS
+from lnsim.validation import check_bool, check_int
 
-__all__ = ["add_sweep_parser", "run_sweep", "TRAIN_DEFAULTS", "SWEEP_DEFAULTS"]
+__all__ = ["add_parser", "run", "SWEEP_TRAINING"]
 
-#: Training options a sweep passes to every run, with ``lnsim train``'s defaults.
-TRAIN_DEFAULTS = {"dataset": None, "data": None, "hidden": "128", "epochs": 100, "batch_size": 32, "init": "quantized",
-                  "sigma_scale": 3.0, "schedule": "plateau", "patience": 10, "decay_factor": 2, "threshold": 1e-3,
-                  "test_size": 0.25}
-
-#: The sweep's own options that a grid file may also set.
-SWEEP_DEFAULTS = {"seeds": 1, "seed": 0, "reference": True, "elements": 100_000, "steps": 30}
+#: The training options a sweep passes to every run (the others are fixed: lns-madam and its FP32 reference).
+SWEEP_TRAINING = tuple(o for o in TRAIN_OPTIONS if o.name not in ("optimizer", "lr", "momentum"))
 
 _DESCRIPTION = """\
 Train B-bit Madam (lnsim train's MLP and defaults) at every point of a grid of specs and every seed, plus FP32
@@ -36,85 +33,62 @@ Writes results.csv, results.json, summary.md and PNG plots into --out. --fidelit
 integer update against float64 Madam (no training), into fidelity.csv/.json/.md/.png."""
 
 
-def add_sweep_parser(subparsers, spec_options_parent: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Register ``sweep`` on ``subparsers`` (from ``add_subparsers``) with the spec options of
-    ``spec_options_parent``, each of which then takes a list or range. The parsed arguments carry
-    ``func=run_sweep``."""
-    p = subparsers.add_parser("sweep", parents=[spec_options_parent], description=_DESCRIPTION,
-                              help="train or measure every point of a grid of specs (parallel, resumable)")
+def add_parser(sub) -> None:
+    """Register ``sweep`` on ``sub`` (from ``add_subparsers``). Every option the command line does not give is
+    None, so a grid file can fill it in (see :func:`options`)."""
+    p = sub.add_parser("sweep", parents=[spec_parent()], description=_DESCRIPTION,
+                       help="train or measure every point of a grid of specs (parallel, resumable)")
     g = p.add_argument_group("grid")
-    g.add_argument("--dynamic-range", metavar="R", help="derive eta0 per bit width from the dynamic range R "
-                   "(instead of --eta0; base pow2: the finest frac_bits spanning R)")
+    add_option(g, DYNAMIC_RANGE)
     g.add_argument("--grid", metavar="FILE", help="options from a .toml, .yaml or .json file (one table: option = value "
                    "or list); options on the command line take precedence")
     g.add_argument("--skip-invalid", action="store_true", help="leave out invalid grid points instead of stopping")
     t = p.add_argument_group("training (as lnsim train)")
-    t.add_argument("--dataset", help="digits | iris | wine | breast_cancer (default digits)")
-    t.add_argument("--data", metavar="FILE.npz", help="your data instead (see lnsim train)")
-    t.add_argument("--hidden", help="hidden layer widths, comma-separated (default 128)")
-    for name, kind in (("epochs", int_or_raw), ("batch-size", int_or_raw), ("sigma-scale", float_or_raw),
-                       ("patience", int_or_raw), ("decay-factor", int_or_raw), ("threshold", float_or_raw),
-                       ("test-size", float_or_raw)):
-        t.add_argument(f"--{name}", type=kind, help=f"(default {TRAIN_DEFAULTS[name.replace('-', '_')]})")
-    t.add_argument("--init", help="quantized | uniform-rungs (default quantized)")
-    t.add_argument("--schedule", help="plateau | constant (default plateau)")
-    t.add_argument("--seeds", type=int_or_raw, help="seeds per point (default 1)")
-    t.add_argument("--seed", type=int_or_raw, help="first seed (default 0)")
-    t.add_argument("--no-reference", dest="reference", action="store_false", default=None,
-                   help="do not train the FP32 Madam reference")
+    for opt in SWEEP_TRAINING:
+        add_option(t, opt)
+    by_name = {o.name: o for o in SWEEP_OPTIONS}
+    add_option(t, by_name["reference"])
     f = p.add_argument_group("fidelity")
     f.add_argument("--fidelity", action="store_true", help="measure golden vs float64 Madam rung steps, no training")
-    f.add_argument("--elements", type=int_or_raw, help=f"elements per fidelity run (default {SWEEP_DEFAULTS['elements']})")
-    f.add_argument("--steps", type=int_or_raw, help=f"steps per fidelity run (default {SWEEP_DEFAULTS['steps']})")
+    add_option(f, by_name["elements"])
+    add_option(f, by_name["steps"])
     r = p.add_argument_group("running and output")
     r.add_argument("--out", default="lnsim-sweep", help="output directory (default ./lnsim-sweep)")
     r.add_argument("--jobs", type=int_or_raw, default=1, help="worker processes, -1 for one per core (default 1)")
     r.add_argument("--backend", default="loky", help=f"{' | '.join(BACKENDS)} (default loky: local processes)")
     r.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address for --backend dask")
     r.add_argument("--quiet", action="store_true", help="no progress bar or messages on stderr")
-    # None marks "not given on the command line", so a grid file can fill it in (see _options).
-    p.set_defaults(**{name: None for name in (*AXES, "no_bias_correction")}, func=run_sweep)
-    return p
+    p.set_defaults(func=run)
 
 
-def _options(args) -> dict:
-    """Every option by name: the command line's, else the grid file's, else the default."""
-    known = {*AXES, *TRAIN_DEFAULTS, *SWEEP_DEFAULTS}
+def options(args) -> dict:
+    """Every option by name: the command line's, else the grid file's, else None (the option's default)."""
+    known = {*AXES, *(o.name for o in SWEEP_TRAINING), *(o.name for o in SWEEP_OPTIONS)}
     from_file = read_grid_file(args.grid, known) if args.grid else {}
-    given = {name: getattr(args, name, None) for name in known}
-    if args.no_bias_correction:
-        given["bias_correction"] = False
-    options = {**TRAIN_DEFAULTS, **SWEEP_DEFAULTS}
+    out = {}
     for name in known:
-        if given.get(name) is not None:
-            options[name] = given[name]
-        elif name in from_file:
-            options[name] = from_file[name]
-        elif name in AXES:
-            options[name] = None
-    hidden = options["hidden"]
-    if isinstance(hidden, (list, tuple)):
-        options["hidden"] = ",".join(str(h) for h in hidden)
-    elif isinstance(hidden, int):
-        options["hidden"] = str(hidden)
-    return options
+        given = getattr(args, name, None)
+        out[name] = given if given is not None else from_file.get(name)
+    return out
 
 
-def run_sweep(args, *, on_record=None) -> int:
-    """Run ``lnsim sweep`` with parsed arguments; return the exit status (0 done, 130 interrupted, 1 a worker died).
+def run(args, *, on_record=None) -> int:
+    """Run ``lnsim sweep``; return the exit status (0 done, 130 interrupted, 1 a worker died or a run failed).
 
     ``on_record(record)`` is called after each finished run is saved (tests interrupt a sweep with it).
     Raises ``SpecError``/``ValueError`` for invalid options, before any run starts.
     """
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
+    from lnsim.files import atomic_write
     from lnsim.sweep import outputs, plots
     from lnsim.sweep.runner import TaskFailed, check_backend, run_tasks
-    from lnsim.files import atomic_write
     from lnsim.sweep.store import PointStore
     from lnsim.sweep.tasks import is_reference, plan_fidelity, plan_training
 
-    o = _options(args)
+    o = options(args)
+    defaults = {opt.name: opt.default for opt in (*SWEEP_TRAINING, *SWEEP_OPTIONS)}
+    value = {name: defaults[name] if o[name] is None else o[name] for name in defaults}
     quiet = args.quiet
 
     def log(message):
@@ -127,15 +101,14 @@ def run_sweep(args, *, on_record=None) -> int:
     for message in skipped:
         log(f"skipped {message}")
     if args.fidelity:
-        tasks = plan_fidelity(points, elements=o["elements"], steps=o["steps"], seed=o["seed"])
-        what = f"{len(tasks)} fidelity runs ({o['elements']:,} elements x {o['steps']} steps)"
+        tasks = plan_fidelity(points, elements=value["elements"], steps=value["steps"], seed=value["seed"])
+        what = f"{len(tasks)} fidelity runs ({value['elements']:,} elements x {value['steps']} steps)"
     else:
-        n_seeds = check_int("seeds", o["seeds"], 1, 1000)
-        first = check_int("seed", o["seed"], 0, 2**63 - 1000)
-        if not isinstance(o["reference"], bool):
-            raise ValueError(f"reference must be true or false, not {o['reference']!r}")
-        train_options = {name: o[name] for name in TRAIN_DEFAULTS}
-        tasks = plan_training(points, train_options, tuple(range(first, first + n_seeds)), reference=o["reference"])
+        n_seeds = check_int("seeds", value["seeds"], 1, 1000)
+        first = check_int("seed", value["seed"], 0, 2**63 - 1000)
+        reference = check_bool("reference", value["reference"])
+        train_options = {opt.name: o[opt.name] for opt in SWEEP_TRAINING if opt.name not in ("seeds", "seed")}
+        tasks = plan_training(points, train_options, tuple(range(first, first + n_seeds)), reference=reference)
         n_ref = sum(is_reference(t.meta) for t in tasks)
         what = f"{len(tasks)} training runs ({len(points)} points x {n_seeds} seeds + {n_ref} FP32 Madam)"
     store = PointStore(args.out)
@@ -165,8 +138,8 @@ def run_sweep(args, *, on_record=None) -> int:
         md = os.path.join(args.out, "fidelity.md")
     else:
         table = outputs.rows(tasks, records, outputs.TRAIN_FIELDS)
-        first = table[0]
-        title = (f"B-bit Madam on {first['dataset']} ({first['model']} MLP, {first['epochs']} epochs, "
+        head = table[0]
+        title = (f"B-bit Madam on {head['dataset']} ({head['model']} MLP, {head['epochs']} epochs, "
                  f"{len({r['seed'] for r in table})} seeds)")
         text = outputs.training_summary(table, title=title)
         files = [*outputs.write_rows(args.out, "results", table, outputs.TRAIN_FIELDS),

@@ -1,0 +1,32 @@
+"""``lnsim info``: a spec's derived quantities and table sizes, as a table and optionally as JSON."""
+
+from __future__ import annotations
+
+from lnsim import tables
+from lnsim.cli.options import spec_from_args, spec_parent
+from lnsim.cli.output import write_json
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub) -> None:
+    """Register ``info`` on ``sub`` (from ``add_subparsers``)."""
+    p = sub.add_parser("info", parents=[spec_parent()], help="print a spec's derived quantities and table sizes",
+                       description="Print a spec's derived quantities and table sizes.")
+    p.add_argument("--json", metavar="FILE", help="also write them as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Print the table of the spec named by ``args``; write ``{"spec", "table_bits"}`` to ``--json``."""
+    spec = spec_from_args(args)
+    tb = tables.table_bits(spec)
+    rows = spec.info_rows(tb)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    if args.json:
+        summary = spec.summary()
+        summary.pop("table_bits", None)
+        write_json(args.json, {"spec": summary, "table_bits": tb})
+    return 0

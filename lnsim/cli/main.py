@@ -1,0 +1,46 @@
+"""The ``lnsim`` command: one parser with a subcommand per job, and the one place errors become exit codes.
+
+Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``) has ``add_parser``
+registering its flags and a ``run`` function returning the exit status. Invalid input raises a ValueError
+(:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
+``lnsim: error: <message>`` with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lnsim.cli import info, sweep, synth, train, verify, verilog
+
+__all__ = ["Parser", "build_parser", "main"]
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``lnsim: error: <message>``, exit status 2, no usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"lnsim: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lnsim`` argument parser with all subcommands."""
+    parser = Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for command in (info, train, sweep, synth, verilog, verify):
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``lnsim`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:  # SpecError and the trainer's data errors: one line, no traceback
+        print(f"lnsim: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

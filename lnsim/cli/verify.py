@@ -1,0 +1,105 @@
+"""``lnsim verify``: co-simulate the generated Verilog (Verilator, cocotb) against the golden model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from lnsim import tables
+from lnsim.cli.options import int_or_raw, spec_parent
+from lnsim.cli.output import write_json
+from lnsim.cli.verilog import hardware_spec
+from lnsim.validation import SpecError, check_int
+
+__all__ = ["add_parser", "run", "ProgressLine"]
+
+_DESCRIPTION = ("Build the update unit's Verilog in Verilator (cached per configuration) and check it bit for bit "
+                "against the golden model: random vectors with evolving state and random stalls, directed corners "
+                "and a reset mid-stream. Exits 1 on any mismatch, after writing a report of the first mismatching "
+                "vectors and a VCD trace, and naming the first pipeline stage that differs from the golden model.")
+
+
+def add_parser(sub) -> None:
+    """Register ``verify`` on ``sub`` (from ``add_subparsers``)."""
+    p = sub.add_parser("verify", parents=[spec_parent(hardware=True)],
+                       help="co-simulate the generated Verilog (Verilator, cocotb) against the golden model",
+                       description=_DESCRIPTION)
+    p.add_argument("--vectors", type=int_or_raw, default=100_000, help="random vectors (default 100000)")
+    p.add_argument("--seed", type=int_or_raw, default=0, help="random seed (default 0)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--report-dir", metavar="DIR", default="lnsim-verify-report",
+                   help="where a mismatch report and VCD go (default ./lnsim-verify-report)")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="also run all 2**16 gradient bit patterns (16-bit gradient formats)")
+    p.add_argument("--no-stalls", action="store_true", help="no random valid/ready stalls")
+    # Test-only: build the RTL with one table entry changed (e.g. antilog:5), to show the bench fails.
+    p.add_argument("--inject-fault", metavar="TABLE:INDEX", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=run)
+
+
+class ProgressLine:
+    """Progress of a verify run on stderr: one line per test, rewritten in place on a terminal."""
+
+    def __init__(self, stream=None, period: float = 1.0):
+        self._stream = sys.stderr if stream is None else stream
+        self._period = period
+        self._tty = self._stream.isatty()
+        self._last = {}
+
+    def __call__(self, test: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        finished = done >= total
+        if not finished and now - self._last.get(test, -1e9) < self._period:
+            return
+        self._last[test] = now
+        pct = 100.0 * done / total if total else 100.0
+        line = f"lnsim verify: {test} {done:,}/{total:,} vectors ({pct:.0f}%)"
+        if self._tty:
+            self._stream.write("\r" + line + ("\n" if finished else ""))
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+def run(args) -> int:
+    """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error, 2 on a build error."""
+    spec, lanes = hardware_spec(args)
+    vectors = check_int("vectors", args.vectors, 1, 10**9)
+    seed = check_int("seed", args.seed, 0, 2**63 - 1)
+    from lnsim_testbenches import runner, verify
+
+    if args.inject_fault:
+        try:
+            runner.fault_tables(spec, args.inject_fault)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
+
+    def log(message):
+        print(f"lnsim verify: {message}", file=sys.stderr)
+
+    try:
+        r = verify.verify(spec, lanes=lanes, vectors=vectors, seed=seed, report_dir=args.report_dir,
+                          stalls="none" if args.no_stalls else "random", exhaustive=args.exhaustive,
+                          fault=args.inject_fault, progress=ProgressLine(), log=log)
+    except runner.BenchError as e:
+        print(f"lnsim: error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
+    print(f"configuration     {spec.fmt.describe()}, {spec.cfg.grad_format.value} gradients, {lanes} lane(s), "
+          f"latency {r['latency']} cycles")
+    print(f"vectors checked   {r['vectors']:,}")
+    print(f"vectors/s         {r['vectors_per_second']:,.0f}")
+    print(f"mismatches        {r['mismatches']:,}")
+    failed = r["mismatches"] > 0 or bool(r["errors"]) or "report" in r
+    for e in r["errors"]:
+        print(f"error             {e}")
+    if "first_differing_stage" in r:
+        print(f"first differing   {r['first_differing_stage']['summary']}")
+    if failed:
+        if r.get("vcd"):
+            print(f"VCD trace         {r['vcd']}")
+        if r.get("report"):
+            print(f"mismatch report   {r['report']}")
+    if args.json:
+        write_json(args.json, {**r, "spec": tables.spec_summary(spec)})
+    return 1 if failed else 0

@@ -1,0 +1,61 @@
+"""``lnsim verilog``: the update unit as plain Verilog, optionally linted with Verilator."""
+
+from __future__ import annotations
+
+import sys
+
+from lnsim.cli.options import spec_from_args, spec_parent
+from lnsim.files import atomic_write
+from lnsim.spec import LANES
+from lnsim.validation import SpecError, check_int
+
+__all__ = ["add_parser", "run", "hardware_spec"]
+
+
+def add_parser(sub) -> None:
+    """Register ``verilog`` on ``sub`` (from ``add_subparsers``)."""
+    p = sub.add_parser(
+        "verilog", parents=[spec_parent(hardware=True)], help="write the update unit as plain Verilog",
+        description="Write the update unit (lnsim_rtl.UpdateUnit) as plain Verilog, with a header comment "
+                    "giving the configuration and latency.",
+    )
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    p.add_argument("--name", default="lnsim_update_unit", help="module name (default lnsim_update_unit)")
+    p.add_argument("--lint", action="store_true", help="also lint it with Verilator (-Wall, named waivers)")
+    p.set_defaults(func=run)
+
+
+def hardware_spec(args):
+    """The spec and the lane count of parsed hardware arguments (spec options and ``--lanes``)."""
+    return spec_from_args(args), check_int("lanes", args.lanes, *LANES.bounds)
+
+
+def run(args) -> int:
+    """Write the Verilog to ``-o`` (or stdout); with ``--lint``, exit 1 unless Verilator finds it clean."""
+    spec, lanes = hardware_spec(args)
+    if not args.name.isidentifier():
+        raise SpecError(f"name must be a Verilog identifier, not {args.name!r}")
+    from lnsim_rtl import generate_verilog
+
+    text = generate_verilog(spec, lanes=lanes, name=args.name)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        try:
+            atomic_write(args.output, text)
+        except OSError as e:
+            raise SpecError(f"output must be a writable file path, not {args.output!r} ({e.strerror})") from None
+        print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)", file=sys.stderr)
+    if args.lint:
+        if args.output in (None, "-"):
+            raise SpecError("lint needs -o FILE")
+        from lnsim_testbenches import runner
+
+        status, messages = runner.lint(args.output)
+        waived = ", ".join(runner.LINT_WAIVERS)
+        if status != 0:
+            print(messages, file=sys.stderr)
+            print(f"lnsim verilog: Verilator lint (-Wall, waived: {waived}) failed", file=sys.stderr)
+            return 1
+        print(f"Verilator lint: clean (-Wall, waived: {waived})", file=sys.stderr)
+    return 0
