@@ -17,7 +17,7 @@ import shlex
 
 import numpy as np
 
-from lnsim.train.cli import main as train_main
+from lnsim.cli import main as lnsim_main
 
 #: (label, options) of each row; 10 and 8 bits keep the 12-bit dynamic range by raising eta0 (the paper's way).
 ROWS = [
@@ -45,7 +45,7 @@ def main(argv=None) -> None:
         argv = [*opts, "--dataset", a.dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds), "--no-progress",
                 "--json", path]
         print("$ lnsim train " + shlex.join(argv), flush=True)
-        if train_main(argv) != 0:
+        if lnsim_main(["train", *argv]) != 0:
             raise SystemExit(f"lnsim train failed for {label}")
         with open(path) as f:
             results.append((label, json.load(f)))

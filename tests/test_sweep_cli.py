@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-from lnsim.cli import build_parser, main
+from lnsim.cli import main
+from lnsim.cli.main import build_parser
 from lnsim.sweep.outputs import FIDELITY_FIELDS, TRAIN_FIELDS
 from lnsim.sweep.store import PointStore
-from lnsim.sweep.cli import run_sweep
+from lnsim.cli.sweep import run as run_sweep
 
 TINY = ["--dataset", "iris", "--epochs", "2", "--hidden", "4", "--quiet"]
 GRID = ["--bits", "6:8", "--eta0", "0.004,0.016", "--seeds", "2", *TINY]
@@ -146,7 +147,8 @@ def test_two_worker_processes_give_the_sequential_results(finished, tmp_path, ca
 
 def test_a_dask_cluster_gives_the_sequential_results(finished, tmp_path, capsys):
     """--backend dask on a real (local) Dask cluster of two worker processes: the same results as in-process."""
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     out = tmp_path / "out"
     argv = ["--bits", "8", "--eta0", "0.004,0.016", "--seeds", "2", *TINY]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
@@ -188,7 +190,6 @@ def test_fidelity_sweep(tmp_path, capsys):
     (["--scheduler", "tcp://127.0.0.1:8786"], "scheduler applies to --backend dask, not to 'loky'"),
 ])
 def test_errors_exit_2_with_one_line_before_any_work(argv, message, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("sklearn")
     if "distributed" in message:
         monkeypatch.setitem(sys.modules, "distributed", None)  # as on a machine without it: import fails
     monkeypatch.chdir(tmp_path)

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from lnsim.spec import SpecError
-from lnsim.sweep.grid import Grid, eta0_for_range, parse_axis, read_grid_file
+from lnsim.spec import eta0_for_range
+from lnsim.sweep.grid import Grid, parse_axis, read_grid_file
 
 
 @pytest.mark.parametrize("name, value, expected", [

@@ -39,8 +39,9 @@ def test_same_configuration_same_key_in_another_process():
         # the same configuration and data here (the code version is left out: the shared working tree may
         # change between the two processes)
         assert {k: v for k, v in identity.items() if k != "code"} == {k: v for k, v in mine.items() if k != "code"}
-        if identity["code"] == mine["code"]:
-            assert key == my_key
+        # and with the code version it saw, this process derives the very key it derived
+        assert task_key({**mine, "code": identity["code"]}) == key
+        assert task_key(mine) == my_key
 
 
 def test_key_ignores_dict_order():

@@ -1,21 +1,25 @@
 """``lnsim train`` end to end: every optimiser learns, codes stay codes, resume equals an uninterrupted run."""
 
-import argparse
 import json
+import re
 
 import numpy as np
 import pytest
 
-from lnsim.cli import spec_options
+from lnsim.cli import main as lnsim_main
+from lnsim.cli.main import build_parser
+from lnsim.cli.train import config_from_args
+from lnsim.cli.train import run as run_train
 from lnsim.train import checkpoint
-from lnsim.train.cli import add_train_parser, main, run_train
 
 
 def _args(argv):
-    parser = argparse.ArgumentParser(prog="lnsim")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(sub, spec_options())
-    return parser.parse_args(["train", "--no-progress", *argv])
+    return build_parser().parse_args(["train", "--no-progress", *argv])
+
+
+def main(argv):
+    """``lnsim train ARGV``."""
+    return lnsim_main(["train", *argv])
 
 
 def train(argv, tmp_path, name="out"):
@@ -50,7 +54,6 @@ def test_json_fields_and_plot(tmp_path, capsys):
 
 
 def test_plot_epoch_ticks_are_whole_epochs():
-    from lnsim.train.cli import config_from_args
     from lnsim.train.plots import training_figure
     from lnsim.train.report import summarise
     from lnsim.train.runner import train as run
@@ -137,7 +140,7 @@ def test_errors_are_one_line(argv, message, capsys):
     assert main(["--no-progress", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("lnsim: error: ") and err.count("\n") == 1
-    assert pytest.importorskip("re").search(message, err)
+    assert re.search(message, err)
 
 
 def test_user_data_and_default_eta(tmp_path, capsys):
