@@ -38,11 +38,11 @@ def _header(title: str, config: list[str], ports: list[str]) -> str:
 def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_unit") -> str:
     """Verilog of :class:`~lnsim_rtl.UpdateUnit` for ``spec`` (through Amaranth's Yosys back end).
 
-    The module is named ``name``; a ``//`` header states the full configuration (``spec.summary()``, as
+    The module is named ``name``; a ``//`` header states the full configuration (:func:`lnsim.tables.spec_summary`, as
     ``key = value`` lines and as one JSON line), the lanes, the latency and the port layout.
     """
     unit = UpdateUnit(spec, lanes=lanes)
-    summary = spec.summary()
+    summary = tables.spec_summary(spec)
     w = unit.widths
     config = [f"{key} = {json.dumps(value)}" for key, value in summary.items()]
     config += [

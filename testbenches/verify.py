@@ -95,7 +95,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
         out["vcd"] = _trace(spec, lanes, seed, latency, stalls, first, overrides, report, log)
     path = report / "verify-mismatches.json"
     with open(path, "w") as f:
-        json.dump({"spec": spec.summary(), **out}, f, indent=1)
+        json.dump({"spec": tables.spec_summary(spec), **out}, f, indent=1)
         f.write("\n")
     out["report"] = str(path)
     return out

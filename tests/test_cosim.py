@@ -170,7 +170,7 @@ def test_verify_cli_end_to_end_and_cached(tmp_path, capsys):
     out = capsys.readouterr().out
     data = json.loads(path.read_text())
     assert data["mismatches"] == 0 and data["vectors"] >= 20_000 and data["vectors_per_second"] > 0
-    assert data["spec"] == Spec(LNSFormat(bits=12, eta0=0.001)).summary()
+    assert data["spec"] == tables.spec_summary(Spec(LNSFormat(bits=12, eta0=0.001)))
     assert data["lanes"] == 4 and data["latency"] == UPDATE_LATENCY
     assert f"vectors checked   {data['vectors']:,}" in out and "mismatches        0" in out
     assert not (tmp_path / "r").exists()  # a report only after a mismatch

@@ -26,7 +26,5 @@ def run(args) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     if args.json:
-        summary = spec.summary()
-        summary.pop("table_bits", None)
-        write_json(args.json, {"spec": summary, "table_bits": tb})
+        write_json(args.json, {"spec": spec.summary(), "table_bits": tb})
     return 0

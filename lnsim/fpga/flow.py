@@ -18,6 +18,7 @@ from lnsim.fpga.packing import pack_mult_output_registers
 from lnsim.fpga.parsers import parse_nextpnr_report, parse_yosys_stat, path_summary, unit_cost
 from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS
 from lnsim.fpga.tools import run_tool, tool_version_text, tool_versions
+from lnsim import tables
 from lnsim.validation import check_choice, check_int, check_positive
 
 __all__ = ["check_synth_options", "synthesize"]
@@ -75,7 +76,7 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
     dict
         The unit's own ``luts``, ``ffs``, ``brams``, ``dsps``; ``fmax_mhz``, ``freq_target_mhz``,
         ``timing_met``; the ``critical_path`` (with its per-lane ``blocks``), every cell count (``cells``),
-        the whole device's utilisation, the tool versions, ``spec.summary()`` and the run's options.
+        the whole device's utilisation, the tool versions, :func:`lnsim.tables.spec_summary` and the run's options.
 
     Raises
     ------
@@ -132,7 +133,7 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: 
             "cells": counts, "device_utilization": pnr["utilization"],
             "tools": {"yosys": ver.group(1) + ")" if ver else None, "nextpnr": npr.group(1) if npr else None,
                       **tool_versions()},
-            "spec": spec.summary(), "seconds": round(time.monotonic() - start, 1),
+            "spec": tables.spec_summary(spec), "seconds": round(time.monotonic() - start, 1),
             "harness": "five-pin shift-register harness; luts/ffs/brams/dsps are the unit module's own cells",
         }
         if not own or keep:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 
+from lnsim.spec import MAX_LANES
+
 __all__ = ["Target", "TARGETS", "UNITS", "MAX_LANES"]
 
 #: Units a run can name: the B-bit Madam update unit and the fixed-point linear baseline.
 UNITS = ("madam", "linear")
-#: Most lanes a run accepts.
-MAX_LANES = 64
 
 
 @dataclasses.dataclass(frozen=True)

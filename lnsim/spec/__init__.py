@@ -20,9 +20,9 @@ from lnsim.spec.core import DYNAMIC_RANGE, FIELD_NAMES, LANES, MAX_LANES, SPEC_O
 from lnsim.spec.formats import DEFAULT_ETA0, LN2, MAX_LADDER_DEPTH, RUNG_TOLERANCE, Base, GradFormat, LNSFormat
 from lnsim.spec.madam import DEFAULT_ETA, DEFAULT_STAR_FACTOR, MAX_STEP_RUNGS, ONE_RUNG_BUDGET, MadamConfig
 from lnsim.spec.schema import Option, options_table
-from lnsim.validation import SpecError, check_enum, check_int
+from lnsim.validation import SpecError
 
 __all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "Option", "SPEC_OPTIONS", "FIELD_NAMES",
            "DYNAMIC_RANGE", "LANES", "MAX_LANES", "ONE_RUNG_BUDGET", "MAX_STEP_RUNGS", "MAX_LADDER_DEPTH",
            "RUNG_TOLERANCE", "LN2", "DEFAULT_ETA0", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR", "whole_rungs",
-           "eta0_for_range", "options_table", "check_int", "check_enum"]
+           "eta0_for_range", "options_table"]

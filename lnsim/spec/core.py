@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 
 from lnsim.spec.formats import DEFAULT_ETA0, LN2, RUNG_TOLERANCE, Base, LNSFormat, _set
 from lnsim.spec.madam import DEFAULT_ETA, DEFAULT_STAR_FACTOR, MAX_STEP_RUNGS, ONE_RUNG_BUDGET, MadamConfig
-from lnsim.spec.schema import Option, field_options
+from lnsim.spec.schema import Option, field_options, options_table
 from lnsim.validation import SpecError, check_choice, check_int, is_real
 
-__all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range"]
+__all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range", "options_markdown"]
 
 #: Most lanes (elements per clock) the hardware commands accept.
 MAX_LANES = 64
@@ -192,7 +192,6 @@ class Spec:
             "state_man_bits": c.state_man_bits,
             "code_dtype": f.code_dtype,
             "packed_dtype": f.packed_dtype,
-            "table_bits": _table_bits(self),  # TEMPORARY until every caller uses lnsim.tables.spec_summary
         }
 
 
@@ -243,12 +242,6 @@ def _whole_rungs(name: str, value: float, fmt: LNSFormat) -> int:
     return whole
 
 
-def _table_bits(spec):  # TEMPORARY
-    from lnsim import tables
-
-    return tables.table_bits(spec)
-
-
 def _plain(value):
     return value.value if isinstance(value, enum.Enum) else value
 
@@ -296,6 +289,11 @@ def _format_from_options(o: dict, given: dict) -> LNSFormat:
     elif not pow2 and eta0 is None:
         eta0 = DEFAULT_ETA0
     return LNSFormat(bits=bits, base=base, eta0=eta0, frac_bits=frac_bits)
+
+
+def options_markdown() -> str:
+    """The Markdown table of every spec option, the dynamic range and the lanes (``python -m lnsim.spec``)."""
+    return options_table((*SPEC_OPTIONS, DYNAMIC_RANGE, LANES))
 
 
 def _default_eta_rungs(fmt: LNSFormat, limit: int) -> int:

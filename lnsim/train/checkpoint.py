@@ -6,7 +6,7 @@ Layout (``allow_pickle=False`` throughout; text fields are JSON in 0-d unicode a
     version         3
     checksum        SHA-256 (hex) over every other member: name, dtype, shape and bytes, in name order
     config          JSON: TrainConfig.to_dict(), the spec's constructor arguments included
-    spec            JSON: Spec.summary(), every derived width (for readers; not used to resume)
+    spec            JSON: lnsim.tables.spec_summary(spec), every derived width (for readers; not used to resume)
     run{r}/meta     JSON: seed, epochs done, history, schedule state, seconds, NaN/Inf counts, data SHA-256
     run{r}/t{i}/packed, sigma_star, state, t         B-bit Madam: sign << bits | k (lnsim.pack), the
                                                      per-tensor scale, second-moment words, step count
@@ -31,6 +31,7 @@ import json
 
 import numpy as np
 
+from lnsim import tables
 from lnsim.codecs import pack, unpack
 from lnsim.files import atomic_write, read_npz
 from lnsim.golden import GoldenMadam
@@ -74,7 +75,7 @@ def save(path: str, config: dict, runs: list, spec: Spec | None = None) -> None:
     """
     arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "config": _text(config)}
     if spec is not None:
-        arrays["spec"] = _text(spec.summary())
+        arrays["spec"] = _text(tables.spec_summary(spec))
     for r, run in enumerate(runs):
         p = f"run{r}"
         arrays[f"{p}/meta"] = _text(run.meta())

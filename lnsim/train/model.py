@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from lnsim.spec import check_int
+from lnsim.validation import check_int
 
 __all__ = ["MLP"]
 

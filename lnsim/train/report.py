@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from lnsim import tables
+
 __all__ = ["summarise", "format_table", "mean_std"]
 
 
@@ -62,7 +64,7 @@ def summarise(result: dict) -> dict:
         "seconds": result["seconds"],
         "seconds_per_seed": [r.seconds for r in runs],
         "data": result["data"],
-        "spec": spec.summary() if config.optimizer in ("lns-madam", "madam") else None,
+        "spec": tables.spec_summary(spec) if config.optimizer in ("lns-madam", "madam") else None,
         "config": config.to_dict(),
     }
     if config.lns:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from lnsim.spec import check_int
+from lnsim.validation import check_int
 
 __all__ = ["PlateauSchedule"]
 
