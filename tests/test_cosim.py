@@ -18,12 +18,16 @@ import sys
 
 import pytest
 
+from lnsim import tables
 from lnsim.cli import main
 from lnsim.spec import LNSFormat, MadamConfig, Spec
 from lnsim_rtl.update_unit import LATENCY as UPDATE_LATENCY
 from lnsim_testbenches import runner, wrappers
 from lnsim_testbenches.common import PARAMS_ENV
 from cosim_checks import assert_clean
+
+# Every test here builds or runs Verilator (pytest -m "not hw" leaves them out).
+pytestmark = pytest.mark.hw
 
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 

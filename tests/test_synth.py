@@ -144,6 +144,7 @@ def test_unknown_target():
         fpga.synthesize(_small_spec(), target="xc7")
 
 
+@pytest.mark.hw
 def test_tool_failure_is_a_clear_error_naming_the_log(tmp_path, monkeypatch):
     # A synthesis script that Yosys rejects: the error names the tool, its message and the kept log.
     monkeypatch.setitem(fpga.TARGETS, "ice40-up5k",
@@ -156,6 +157,7 @@ def test_tool_failure_is_a_clear_error_naming_the_log(tmp_path, monkeypatch):
     assert (tmp_path / "yosys.log").exists()
 
 
+@pytest.mark.hw
 def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
     # The real tools with a synthesis script Yosys rejects: exit 1 and one error line naming the log.
     monkeypatch.setitem(fpga.TARGETS, "ice40-up5k",
@@ -236,6 +238,7 @@ def test_format_report_of_a_missed_constraint_without_packing():
     assert lines[6] == "Fmax              150.0 MHz (NOT met)"
 
 
+@pytest.mark.hw
 def test_small_unit_synthesises_on_ice40(tmp_path):
     r = fpga.synthesize(_small_spec(), target="ice40-up5k", lanes=1, workdir=str(tmp_path), timeout=600)
     assert r["target"] == "ice40-up5k" and r["bits"] == 4 and r["lanes"] == 1 and r["seed"] == 1
@@ -247,6 +250,7 @@ def test_small_unit_synthesises_on_ice40(tmp_path):
     json.dumps(r)
 
 
+@pytest.mark.hw
 def test_sweep_rows_record_a_real_placement_failure_and_plot(tmp_path):
     """Real tools: nine linear lanes need nine SB_MAC16 on an iCE40 UP5K, which has eight, so placement fails;
     the row says so and the sweep's table and plot keep the configurations that did fit."""
@@ -347,6 +351,7 @@ def test_pack_mult_output_registers_leaves_other_multipliers(change):
     assert netlist == before
 
 
+@pytest.mark.hw
 def test_madam_lane_on_ecp5_packs_its_multipliers(ecp5_b8_run):
     """Real tools: each of the unit's MULT18X18D product registers goes into its multiplier; the reported
     flip-flops are those left in the fabric."""

@@ -25,6 +25,9 @@ from lnsim_testbenches import netlist, runner
 from conftest import ECP5_B8_SPEC as SPEC
 from cosim_checks import assert_clean
 
+# Every test here builds or runs Verilator (pytest -m "not hw" leaves them out).
+pytestmark = pytest.mark.hw
+
 UNIT_BENCH = "lnsim_testbenches.update_unit_tb"
 MODULE = "lnsim_update_unit"
 TESTS = ["random_vectors", "directed_corners", "reset_mid_stream"]
