@@ -1,7 +1,7 @@
-"""Wall time of the issue's sweep grid on two workers, then of the same command again (every run cached).
+"""Wall time of the README's sweep grid on two workers, then of the same command again (every run cached).
 
 Runs ``lnsim sweep --bits 6:12 --eta0 0.001,0.004 --dataset digits --seeds 2 --jobs 2`` into a fresh
-temporary directory twice and prints both times and their ratio. Targets (issue 6): first run under 10
+temporary directory twice and prints both times and their ratio. Targets: first run under 10
 minutes on 2 cores, the rerun in seconds.
 
 Usage: python benchmarks/bench_sweep.py [--jobs 2] [--epochs 100]

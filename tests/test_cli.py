@@ -78,3 +78,23 @@ def test_info_refuses_a_step_the_datapath_cannot_resolve(capsys):
     assert "not 0.32 (80000 rungs); lower eta_star or use log_frac_bits=20, table_index_bits=8" in err
     assert main(argv + ["--log-frac-bits", "20", "--table-index-bits", "8"]) == 0
     assert "estimated worst error 0.496 rungs per step (at most 0.5; this datapath resolves eta_star up to 80659" in capsys.readouterr().out
+
+
+def test_eta_a_hair_off_whole_rungs_is_accepted_with_its_capped_default_eta_star(capsys):
+    # The spec takes 0.5000002 as 10 rungs of 0.05; the default eta_star is then 8 x 10 rungs capped at the
+    # 15-rung ladder, as for eta 0.5 itself (not an uncapped 8 x eta).
+    for eta in ("0.5", "0.5000002"):
+        assert main(["info", "--bits", "4", "--eta0", "0.05", "--eta", eta]) == 0
+        out = capsys.readouterr().out
+        assert "= 10 rungs" in out and "0.75 = 15 rungs (clamp |g/gbar| at 1.5)" in out
+
+
+@pytest.mark.parametrize("command", ["info", "train", "sweep", "synth", "verilog", "verify"])
+def test_every_subcommand_offers_every_spec_option(command):
+    from lnsim.cli.main import build_parser
+    from lnsim.spec import LANES, SPEC_OPTIONS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    flags = {flag for action in sub._actions for flag in action.option_strings}
+    assert {o.cli_flag for o in SPEC_OPTIONS} <= flags
+    assert (LANES.cli_flag in flags) == (command in ("synth", "verilog", "verify"))

@@ -1,6 +1,7 @@
 """Every spec parameter is validated in one place, with a message naming it, its value and what is allowed."""
 
 import math
+import re
 
 import pytest
 
@@ -134,3 +135,57 @@ def test_spec_round_trips_through_json(spec):
     import json
 
     assert Spec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+# Spec.from_options: the one place user options become a spec.
+
+def test_from_options_defaults_are_the_fields_defaults():
+    spec = Spec.from_options()
+    assert spec == Spec(LNSFormat(bits=12, eta0=0.001), MadamConfig())
+    assert Spec.from_options(bits=None, eta0=None, grad_format=None) == spec  # None is "not given"
+
+
+def test_from_options_derives_eta_and_eta_star_in_whole_rungs():
+    s = Spec.from_options(bits=8, eta0=0.004)
+    assert (s.eta_rungs, s.eta_star_rungs) == (3, 24)  # nearest 0.01 is 2.5 -> 3 rungs; 8 x eta
+    s = Spec.from_options(bits=6, eta0=0.001)
+    assert (s.eta_rungs, s.eta_star_rungs) == (10, 63)  # eta_star capped at the ladder
+    s = Spec.from_options(bits=6, eta0=0.001, step_limit="half")
+    assert (s.eta_rungs, s.eta_star_rungs) == (10, 31)
+    s = Spec.from_options(bits=4, eta0=0.05, eta=0.5000002)
+    assert (s.eta_rungs, s.eta_star_rungs) == (10, 15)
+    s = Spec.from_options(eta_rungs=3, eta_star_rungs=40)
+    assert (s.cfg.eta, s.cfg.eta_star) == (3 * 0.001, 40 * 0.001)
+
+
+def test_from_options_dynamic_range():
+    s = Spec.from_options(bits=8, dynamic_range=60.0)
+    assert s.fmt.eta0 == math.log(60.0) / 255
+    p = Spec.from_options(bits=8, base="pow2", dynamic_range=60.0)
+    assert p.fmt.frac_bits == 5 and p.fmt.dynamic_range >= 60.0
+    assert Spec.from_options(bits=8, base="pow2", frac_bits=6).fmt.dynamic_range < 60.0
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"eta": 0.01, "eta_rungs": 10}, "give eta or eta_rungs, not both"),
+    ({"eta_star": 0.08, "eta_star_rungs": 80}, "give eta_star or eta_star_rungs, not both"),
+    ({"eta0": 0.001, "dynamic_range": 60.0}, "give eta0 or dynamic_range, not both"),
+    ({"dynamic_range": 1.0}, "dynamic_range must be a number > 1, not 1.0"),
+    ({"bitz": 8}, "option must be one of bits, base, eta0"),
+    ({"step_limit": "all"}, "step_limit must be one of ladder, half, not 'all'"),
+    ({"eta_rungs": 0}, "eta_rungs must be an integer >= 1, not 0"),
+    ({"bits": "x", "dynamic_range": 60.0}, "bits must be an integer in 2..24, not 'x'"),
+])
+def test_from_options_refuses_in_one_line(options, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        Spec.from_options(**options)
+
+
+def test_options_carry_the_fields_defaults_and_ranges():
+    from lnsim.spec import SPEC_OPTIONS
+
+    by_name = {o.name: o for o in SPEC_OPTIONS}
+    assert by_name["beta_shift"].default == MadamConfig().beta_shift and by_name["beta_shift"].bounds == (1, 16)
+    assert by_name["grad_format"].default == "bfloat16" and by_name["bits"].bounds == (2, 24)
+    assert by_name["bits"].help_text == "code width B, 2..24 (default 12)"
+    assert Spec.from_dict(Spec.from_options(bits=10, base="pow2", frac_bits=8).to_dict()).fmt.frac_bits == 8

@@ -151,3 +151,39 @@ def test_user_data_and_default_eta(tmp_path, capsys):
                "--hidden", "8"], tmp_path)
     assert r["eta"] == pytest.approx(0.012) and r["spec"]["eta_rungs"] == 3  # nearest whole rung to 0.01
     assert r["test_accuracy"]["mean"] > 0.9
+
+
+def test_json_is_written_atomically(tmp_path, monkeypatch):
+    # Through a temporary file and os.replace: a reader never sees half a file, a failed write keeps the old one.
+    import os
+
+    import lnsim.files
+
+    path = tmp_path / "out.json"
+    path.write_text("old\n")
+    replaced, os_replace = [], os.replace
+
+    def replace(src, dst):
+        replaced.append((os.path.dirname(src), dst))
+        return os_replace(src, dst)
+
+    monkeypatch.setattr(lnsim.files.os, "replace", replace)
+    assert main(["--no-progress", "--epochs", "1", "--dataset", "iris", "--hidden", "4", "--json", str(path)]) == 0
+    assert replaced == [(str(tmp_path), str(path))]
+    assert json.loads(path.read_text())["epochs"] == 1
+
+
+def test_train_config_from_options_is_what_the_command_line_builds():
+    from lnsim.spec import Spec
+    from lnsim.train.config import TrainConfig
+
+    spec = Spec.from_options(bits=8, eta0=0.016)
+    config = TrainConfig.from_options(spec, hidden="16,8", seeds=3, seed=2, dataset="iris", epochs=2)
+    assert config.hidden == (16, 8) and config.seeds == (2, 3, 4) and config.dataset == "iris"
+    assert config == config_from_args(_args(["--bits", "8", "--eta0", "0.016", "--hidden", "16,8", "--seeds", "3",
+                                             "--seed", "2", "--dataset", "iris", "--epochs", "2"]))
+    assert TrainConfig.from_options(spec) == TrainConfig(spec=spec)  # every default from the fields
+    with pytest.raises(ValueError, match="give --dataset or --data, not both"):
+        TrainConfig.from_options(spec, dataset="iris", data="x.npz")
+    with pytest.raises(ValueError, match="training option must be one of optimizer, dataset"):
+        TrainConfig.from_options(spec, epoch=3)

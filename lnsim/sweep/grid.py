@@ -17,6 +17,7 @@ import os
 from dataclasses import dataclass
 
 from lnsim.spec import DYNAMIC_RANGE, SPEC_OPTIONS, Base, Spec, SpecError
+from lnsim.validation import check_choice, check_enum
 
 __all__ = ["AXES", "Grid", "Point", "parse_axis", "read_grid_file"]
 
@@ -98,8 +99,7 @@ def parse_axis(name: str, value) -> tuple:
     Returns a tuple of distinct values in the order given. Raises :class:`SpecError` naming the axis and the
     value for anything else.
     """
-    if name not in AXES:
-        raise SpecError(f"axis must be one of {', '.join(AXES)}, not {name!r}")
+    check_choice("axis", name, tuple(AXES))
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     out = []
     for item in items:
@@ -207,7 +207,7 @@ class Grid:
                     raise SpecError("frac_bits applies to base pow2; base natural takes eta0 or dynamic_range")
                 precision = [("eta0", x) for x in self.axes.get("eta0", (_DEFAULTS["eta0"],))]
             else:
-                raise SpecError(f"base must be one of 'natural', 'pow2', not {base!r}")
+                check_enum("base", base, Base)
             if base == Base.POW2.value and "eta0" in self.axes and len(bases) == 1:
                 raise SpecError("eta0 applies to base natural; base pow2 takes frac_bits or dynamic_range")
             for prec in precision:

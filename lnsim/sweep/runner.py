@@ -8,6 +8,7 @@ import sys
 
 from lnsim.sweep.store import PointStore
 from lnsim.sweep.tasks import RESULT_FORMAT, run_task
+from lnsim.validation import check_choice
 
 __all__ = ["BACKENDS", "TaskFailed", "check_backend", "load_finished", "run_tasks"]
 
@@ -36,8 +37,7 @@ BACKENDS = ("loky", "dask")
 
 def check_backend(backend: str, scheduler: str | None, jobs: int) -> None:
     """Raise ``ValueError`` (one line) unless ``backend`` can run here with ``scheduler`` and ``jobs``."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    check_choice("backend", backend, BACKENDS)
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not (1 <= jobs <= 1024 or jobs == -1):
         raise ValueError(f"jobs must be an integer in 1..1024 or -1 (one per core), not {jobs!r}")
     if backend == "dask":

@@ -103,8 +103,8 @@ class TrainConfig:
         if "dataset" in options and options["dataset"] is not None and o["data"] is not None:
             raise SpecError("give --dataset or --data, not both")
         dataset = o["data"] if o["data"] is not None else o["dataset"]
-        if o["data"] is None and dataset not in BUNDLED:
-            raise SpecError(f"dataset must be one of {', '.join(BUNDLED)}, not {dataset!r} (use --data FILE.npz for files)")
+        if o["data"] is None:
+            check_choice("dataset", dataset, BUNDLED, hint=" (use --data FILE.npz for files)")
         n_seeds = check_int("seeds", o["seeds"], 1, MAX_SEEDS)
         first = check_int("seed", o["seed"], 0)
         fields = {name: o[name] for name in _FIELD_NAMES}

@@ -23,6 +23,7 @@ from lnsim import reference
 from lnsim.codecs import encode
 from lnsim.golden import FusedMadam, GoldenMadam
 from lnsim.spec import Spec
+from lnsim.validation import check_choice
 
 __all__ = ["INIT_DEPTH", "INITS", "OPTIMIZERS", "LNSParams", "FloatParams", "init_lns", "init_depth_rungs"]
 
@@ -55,8 +56,7 @@ def init_lns(spec: Spec, w0, scales, init: str, sigma_scale: float, rng: np.rand
     rng : Generator
         Draws the codes for ``"uniform-rungs"``.
     """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    check_choice("init", init, INITS)
     kmax = init_depth_rungs(spec)
     out = []
     for w, scale in zip(w0, scales):
