@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lnsim import tables
 from lnsim_testbenches.runner import run
 from lnsim_testbenches.unit_build import build_unit, fault_tables
 
