@@ -49,3 +49,12 @@ def test_docs_option_table_is_the_generated_one():
     start, end = "<!-- options table: python -m lnsim.spec -->\n", "<!-- end of options table -->"
     table = text.split(start, 1)[1].split(end, 1)[0]
     assert table == options_markdown(), "regenerate with: python -m lnsim.spec"
+
+
+def test_every_package_is_in_the_wheel():
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "lnsim").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
+    assert {"lnsim_rtl", "lnsim_testbenches"} <= listed
