@@ -4,7 +4,7 @@ Both steps run the trainer's float32 forward and backward pass (lnsim.train.mode
 minibatches; B-bit Madam then quantises the gradients, updates every code and decodes the new weights
 (bit-true bfloat16 decoder) in one FusedMadam call (the trainer's way), or through GoldenMadam.step per tensor;
 Adam updates float32 arrays in place with ``out=`` ufuncs. Also prints where the B-bit step's time goes. One run, best of
-``--repeat`` passes over ``--steps`` minibatches, one thread (as the trainer runs). Target (issue): ratio <= 1.2.
+``--repeat`` passes over ``--steps`` minibatches, one thread (as the trainer runs). Target: ratio <= 1.2.
 
 Usage: python benchmarks/bench_train.py [--dataset digits] [--hidden 128] [--batch-size 32] [--bits 12]
                                         [--eta0 0.001] [--steps 200] [--repeat 7]

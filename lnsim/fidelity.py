@@ -35,7 +35,7 @@ def measure(spec: Spec, *, n: int = 1_000_000, steps: int = 30, seed: int = 0) -
     dict with ``updates`` (compared), ``exact`` (share equal), ``max_error`` (largest |difference| in
     rungs), ``off_by_one`` (count), ``clamped`` (share of reference steps at the clamp) and ``table_bits``.
     """
-    half = spec.fmt.code_max // 2
+    half = spec.fmt.half_ladder
     if spec.eta_star_rungs > half:
         raise SpecError(
             f"eta_star must be at most half the ladder ({half} rungs) to measure fidelity, not {spec.eta_star_rungs} rungs"

@@ -18,9 +18,14 @@ class SpecError(ValueError):
     """An invalid parameter value; the message names the parameter, the value and what is allowed."""
 
 
+def _is_bool(value) -> bool:
+    """Whether ``value`` is a bool, Python's or NumPy's (``numpy.bool``, formerly ``numpy.bool_``)."""
+    return isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"))
+
+
 def is_real(value) -> bool:
     """Whether ``value`` is a real number and not a bool (NumPy's bool included)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and type(value).__name__ != "bool_"
+    return isinstance(value, numbers.Real) and not _is_bool(value)
 
 
 def check_int(name: str, value, lo: int, hi: int | None = None, *, note: str = "") -> int:
@@ -61,7 +66,7 @@ def check_interval(name: str, value, lo: float, hi: float, *, closed_low: bool =
 
 def check_bool(name: str, value) -> bool:
     """``value`` as a bool if it is one (NumPy's bool included), else a SpecError."""
-    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
+    if not _is_bool(value):
         raise SpecError(f"{name} must be True or False, not {value!r}")
     return bool(value)
 

@@ -49,6 +49,7 @@ def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_un
         f"lanes = {unit.lanes}",
         f"latency = {unit.latency} cycles (a register after each part of the 5 stages, docs/rtl.md); "
         f"throughput one update per lane per cycle",
+        # The label predates lnsim.tables.spec_summary; it is kept so that the Verilog stays byte-identical.
         f"spec.summary() = {json.dumps(summary, sort_keys=True)}",
     ]
     ports = [

@@ -18,7 +18,8 @@ import pytest
 import lnsim
 from lnsim.train import checkpoint
 from lnsim.cli import main
-from lnsim.train.runner import TrainConfig, train
+from lnsim.train.config import TrainConfig
+from lnsim.train.runner import train
 
 
 def _spec(bits, base):

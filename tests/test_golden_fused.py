@@ -1,5 +1,6 @@
 """FusedMadam (one call per step: quantise, update, decode) against GoldenMadam.step and decode_bf16, bit for bit."""
 
+import copy as copy_module
 import pickle
 
 import numpy as np
@@ -128,9 +129,11 @@ def test_a_fused_member_cannot_join_a_second_fused_madam():
     other = _tensors(spec, [(2,)], [1.0], seed=1)
     with pytest.raises(lnsim.SpecError, match=r"tensors\[1\] appears twice in tensors"):
         FusedMadam(other + other)
-    copy = pickle.loads(pickle.dumps(ts[1]))  # arrays of its own: free to step
-    copy.step(-np.ones(3, np.float32))
-    assert copy.t == 1 and not np.shares_memory(copy.k, fused.k)
+    for copy in (pickle.loads(pickle.dumps(ts[1])), copy_module.copy(ts[1]), copy_module.deepcopy(ts[1])):
+        k0 = fused.k.copy()
+        copy.step(-np.ones(3, np.float32))  # arrays of its own: free to step, and the fused buffers do not move
+        assert copy.t == 1 and not np.shares_memory(copy.k, fused.k) and not np.shares_memory(copy.state, fused.state)
+        np.testing.assert_array_equal(fused.k, k0)
     fused.step([np.ones((2, 2), np.float32), -np.ones(3, np.float32)])
     assert ts[1].t == 1
 

@@ -143,7 +143,8 @@ class _PoisonedMLP(MLP):
 @pytest.mark.parametrize("optimizer", ["lns-madam", "adam"])
 def test_nonfinite_gradients_are_counted_per_epoch(optimizer):
     from lnsim.train.data import load_dataset
-    from lnsim.train.runner import TrainConfig, _new_run, train_epoch
+    from lnsim.train.config import TrainConfig
+    from lnsim.train.runner import _new_run, train_epoch
 
     config = TrainConfig(_spec(8, 0.016, 1), optimizer=optimizer, dataset="iris", hidden=(4,), epochs=2)
     split = load_dataset("iris", seed=0)

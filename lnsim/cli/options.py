@@ -29,13 +29,14 @@ def float_or_raw(text: str):
 _PARSE = {int: int_or_raw, float: float_or_raw, str: None}
 
 
-def add_option(group, opt: Option, *, default=None, help: str | None = None) -> None:
+def add_option(group, opt: Option, *, default=None) -> None:
     """Add ``opt``'s flag to ``group`` (a parser or argument group). The parsed value is None when the flag is
     not given (so the spec or the configuration applies its default), unless ``default`` is given; a bool
-    option that defaults to True is a ``--no-...`` flag storing False."""
-    text = opt.help_text if help is None else help
+    option is a switch to the other value than its default (``--no-...`` for one that defaults to True)."""
+    text = opt.help_text
     if opt.kind is bool:
-        group.add_argument(opt.cli_flag, dest=opt.name, action="store_false", default=default, help=text)
+        action = "store_false" if opt.default else "store_true"
+        group.add_argument(opt.cli_flag, dest=opt.name, action=action, default=default, help=text)
         return
     kwargs = {"type": _PARSE[opt.kind]} if _PARSE[opt.kind] else {}
     if opt.metavar:

@@ -14,7 +14,7 @@ from lnsim.spec import DYNAMIC_RANGE
 from lnsim.sweep.grid import AXES, Grid, read_grid_file
 from lnsim.sweep.runner import BACKENDS
 from lnsim.sweep.tasks import SWEEP_OPTIONS
-from lnsim.train.config import TRAIN_OPTIONS
+from lnsim.train.config import MAX_SEEDS, TRAIN_OPTIONS
 from lnsim.validation import check_bool, check_int
 
 __all__ = ["add_parser", "run", "SWEEP_TRAINING"]
@@ -104,8 +104,8 @@ def run(args, *, on_record=None) -> int:
         tasks = plan_fidelity(points, elements=value["elements"], steps=value["steps"], seed=value["seed"])
         what = f"{len(tasks)} fidelity runs ({value['elements']:,} elements x {value['steps']} steps)"
     else:
-        n_seeds = check_int("seeds", value["seeds"], 1, 1000)
-        first = check_int("seed", value["seed"], 0, 2**63 - 1000)
+        n_seeds = check_int("seeds", value["seeds"], 1, MAX_SEEDS)
+        first = check_int("seed", value["seed"], 0, 2**63 - MAX_SEEDS)
         reference = check_bool("reference", value["reference"])
         train_options = {opt.name: o[opt.name] for opt in SWEEP_TRAINING if opt.name not in ("seeds", "seed")}
         tasks = plan_training(points, train_options, tuple(range(first, first + n_seeds)), reference=reference)

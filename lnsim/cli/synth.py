@@ -11,9 +11,9 @@ import io
 import json
 import sys
 
-from lnsim.cli.options import float_or_raw, int_or_raw, spec_parent, spec_values
+from lnsim.cli.options import add_option, spec_parent, spec_values
 from lnsim.files import atomic_write
-from lnsim.fpga import (TARGETS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
+from lnsim.fpga import (SYNTH_OPTIONS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
                         sweep_points, sweep_row, synthesize, write_sweep_csv)
 from lnsim.spec import Spec
 from lnsim.validation import SpecError
@@ -33,15 +33,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser("synth", parents=[spec_parent(hardware=True)], description=_DESCRIPTION,
                               help="synthesise and place-and-route the update unit, report LUTs, FFs and Fmax")
     g = p.add_argument_group("synthesis")
-    g.add_argument("--target", default="ecp5-25k", help=f"{' | '.join(TARGETS)} (default ecp5-25k)")
-    g.add_argument("--unit", default="madam", help="madam (the update unit) | linear (the baseline) (default madam)")
-    g.add_argument("--seed", type=int_or_raw, default=1, help="placement seed (default 1)")
-    g.add_argument("--freq", type=float_or_raw, default=None,
-                   help="clock constraint in MHz (default 150 on ecp5-25k, 50 on ice40-up5k)")
+    options = {o.name: o for o in SYNTH_OPTIONS}
+    for name in ("target", "unit", "seed", "freq"):
+        add_option(g, options[name], default=options[name].default)
     g.add_argument("--no-pack-mult", dest="pack_mult", action="store_false",
                    help="ECP5: leave the registers after each multiplier in the fabric (synth_ecp5's netlist as is)")
     g.add_argument("--keep", action="store_true", help="keep the work directory (always kept after a failure)")
-    g.add_argument("--timeout", type=float_or_raw, default=3600.0, help="seconds per tool run (default 3600)")
+    add_option(g, options["timeout"], default=options["timeout"].default)
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the report (or the sweep's reports) as JSON")
     o.add_argument("--sweep", action="store_true",

@@ -17,7 +17,7 @@ imports amaranth, matplotlib or the YoWASP packages until a run needs them.
 """
 
 from lnsim.fpga.design import build_unit, harness_verilog, rtlil_netlist
-from lnsim.fpga.flow import check_synth_options, synthesize
+from lnsim.fpga.flow import SYNTH_OPTIONS, check_synth_options, synthesize
 from lnsim.fpga.packing import pack_mult_output_registers
 from lnsim.fpga.parsers import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, path_summary, unit_cost
 from lnsim.fpga.report import format_report
@@ -26,7 +26,7 @@ from lnsim.fpga.sweep import (SWEEP_BITS, SWEEP_CSV_FIELDS, SWEEP_LANES, format_
 from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS, Target
 from lnsim.fpga.tools import SynthError, netlist_verilog, tool_versions
 
-__all__ = ["TARGETS", "UNITS", "MAX_LANES", "Target", "SynthError", "check_synth_options", "synthesize",
+__all__ = ["TARGETS", "UNITS", "MAX_LANES", "SYNTH_OPTIONS", "Target", "SynthError", "check_synth_options", "synthesize",
            "parse_yosys_stat", "unit_cost", "parse_nextpnr_log", "parse_nextpnr_report", "path_summary",
            "pack_mult_output_registers", "build_unit", "harness_verilog", "rtlil_netlist", "netlist_verilog",
            "tool_versions", "format_report", "SWEEP_BITS", "SWEEP_LANES", "SWEEP_CSV_FIELDS", "sweep_points",

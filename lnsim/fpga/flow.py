@@ -19,13 +19,30 @@ from lnsim.fpga.parsers import parse_nextpnr_report, parse_yosys_stat, path_summ
 from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS
 from lnsim.fpga.tools import run_tool, tool_version_text, tool_versions
 from lnsim import tables
+from lnsim.spec import Option
 from lnsim.validation import check_choice, check_int, check_positive
 
-__all__ = ["check_synth_options", "synthesize"]
+__all__ = ["SYNTH_OPTIONS", "check_synth_options", "synthesize"]
+
+#: The options of a run besides the spec and the lanes, with their defaults (``lnsim synth`` takes its flags
+#: from these). ``freq``'s default is the target's own constraint.
+SYNTH_OPTIONS = (
+    Option(name="target", kind=str, default="ecp5-25k", range=" | ".join(TARGETS),
+           help=" | ".join(TARGETS) + " (default {default})"),
+    Option(name="unit", kind=str, default="madam", range=" | ".join(UNITS),
+           help="madam (the update unit) | linear (the baseline) (default {default})"),
+    Option(name="seed", kind=int, default=1, bounds=(0, 2**31 - 1), help="placement seed (default {default})"),
+    Option(name="freq", kind=float, range="> 0", unit="MHz",
+           help="clock constraint in MHz (default " + ", ".join(f"{t.default_freq_mhz:g} on {name}"
+                                                                 for name, t in TARGETS.items()) + ")"),
+    Option(name="timeout", kind=float, default=3600.0, range="> 0", unit="s",
+           help="seconds per tool run (default {default:g})"),
+)
+_DEFAULT = {o.name: o.default for o in SYNTH_OPTIONS}
 
 
-def check_synth_options(*, target: str, unit: str = "madam", lanes: int = 1, seed: int = 1,
-                        freq_mhz: float | None = None, timeout: float = 3600.0) -> dict:
+def check_synth_options(*, target: str, unit: str = _DEFAULT["unit"], lanes: int = 1, seed: int = _DEFAULT["seed"],
+                        freq_mhz: float | None = None, timeout: float = _DEFAULT["timeout"]) -> dict:
     """The options of one run in their canonical types, the clock constraint resolved.
 
     Returns ``{"target", "unit", "lanes", "seed", "freq_mhz", "timeout"}``: ``target`` a key of
@@ -40,15 +57,15 @@ def check_synth_options(*, target: str, unit: str = "madam", lanes: int = 1, see
     target = check_choice("target", target, TARGETS)
     unit = check_choice("unit", unit, UNITS)
     lanes = check_int("lanes", lanes, 1, MAX_LANES)
-    seed = check_int("seed", seed, 0, 2**31 - 1)
+    seed = check_int("seed", seed, *SYNTH_OPTIONS[2].bounds)
     freq = TARGETS[target].default_freq_mhz if freq_mhz is None else check_positive("freq", freq_mhz)
     timeout = check_positive("timeout", timeout)
     return {"target": target, "unit": unit, "lanes": lanes, "seed": seed, "freq_mhz": freq, "timeout": timeout}
 
 
-def synthesize(spec, *, target: str, lanes: int = 1, unit: str = "madam", seed: int = 1,
+def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"], seed: int = _DEFAULT["seed"],
                freq_mhz: float | None = None, workdir: str | None = None, keep: bool = False,
-               timeout: float = 3600.0, pack_mult: bool = True, progress=None) -> dict:
+               timeout: float = _DEFAULT["timeout"], pack_mult: bool = True, progress=None) -> dict:
     """Synthesise and place-and-route one unit for ``target``; return the report as a JSON-ready dict.
 
     Parameters

@@ -77,8 +77,11 @@ class GoldenMadam:
         return None if self._fused_by is None else self._fused_by()
 
     def __getstate__(self):
-        # A copy (pickle, copy.deepcopy) has arrays of its own: no FusedMadam steps it.
-        return {**self.__dict__, "_fused_by": None}
+        # A copy (pickle, copy.copy, copy.deepcopy) has arrays of its own: no FusedMadam steps it.
+        state = {**self.__dict__, "_fused_by": None}
+        if self._stepper() is not None:  # the arrays are views of the FusedMadam's buffers
+            state.update(sign=self.sign.copy(), k=self.k.copy(), state=self.state.copy())
+        return state
 
     def _fuse(self, owner) -> None:
         """Mark this tensor as stepped by ``owner`` (a FusedMadam) for as long as ``owner`` lives."""

@@ -24,10 +24,10 @@ MAX_LANES = 64
 ETA_RUNGS = Option(name="eta_rungs", kind=int, range=">= 1", unit="rungs", help="learning rate in rungs (instead of --eta)")
 ETA_STAR_RUNGS = Option(name="eta_star_rungs", kind=int, range=">= 1", unit="rungs",
                         help="largest step in rungs (instead of --eta-star)")
-DYNAMIC_RANGE = Option(name="dynamic_range", kind=float, range="> 1", metavar="R", where=("sweep",),
+DYNAMIC_RANGE = Option(name="dynamic_range", kind=float, range="> 1", metavar="R",
                        help="derive eta0 per bit width from the dynamic range R (instead of --eta0; base pow2: the "
                             "finest frac_bits spanning R)")
-LANES = Option(name="lanes", kind=int, default=1, range=f"1..{MAX_LANES}", bounds=(1, MAX_LANES),
+LANES = Option(name="lanes", kind=int, default=1, bounds=(1, MAX_LANES),
                help="elements per clock (default {default})")
 
 
@@ -102,10 +102,7 @@ class Spec:
     @classmethod
     def from_dict(cls, d: dict) -> "Spec":
         """Rebuild (and validate) the :class:`Spec` that :meth:`to_dict` described."""
-        if d["base"] == Base.POW2.value:
-            fmt = LNSFormat(bits=d["bits"], base=d["base"], frac_bits=d["frac_bits"])
-        else:
-            fmt = LNSFormat(bits=d["bits"], eta0=d["eta0"])
+        fmt = LNSFormat(**{name: d[name] for name in FIELD_NAMES if name in _FORMAT_FIELDS})
         return cls(fmt, MadamConfig(**{name: d[name] for name in FIELD_NAMES if name not in _FORMAT_FIELDS}))
 
     def info_rows(self, table_bits: dict) -> list:
@@ -153,7 +150,7 @@ class Spec:
         given = {name: value for name, value in options.items() if value is not None}
         o = {opt.name: opt.default for opt in SPEC_OPTIONS} | given
         fmt = _format_from_options(o, given)
-        limit = fmt.code_max if step_limit == "ladder" else max(1, fmt.code_max // 2)
+        limit = fmt.code_max if step_limit == "ladder" else fmt.half_ladder
         for a, b in (("eta", "eta_rungs"), ("eta_star", "eta_star_rungs")):
             if a in given and b in given:
                 raise SpecError(f"give {a} or {b}, not both")
@@ -288,7 +285,8 @@ def _format_from_options(o: dict, given: dict) -> LNSFormat:
             eta0 = eta0_for_range(bits, r)
     elif not pow2 and eta0 is None:
         eta0 = DEFAULT_ETA0
-    return LNSFormat(bits=bits, base=base, eta0=eta0, frac_bits=frac_bits)
+    rest = {name: o[name] for name in _FORMAT_FIELDS if name not in ("eta0", "frac_bits")}
+    return LNSFormat(**rest, eta0=eta0, frac_bits=frac_bits)
 
 
 def options_markdown() -> str:

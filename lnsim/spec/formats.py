@@ -94,14 +94,14 @@ class LNSFormat:
     """
 
     bits: int = field(metadata=option(
-        name="bits", kind=int, default=12, range="2..24", bounds=(2, 24), help="code width B, {range} (default {default})"))
+        name="bits", kind=int, default=12, bounds=(2, 24), help="code width B, {range} (default {default})"))
     eta0: float | None = field(default=None, metadata=option(
         name="eta0", kind=float, default=DEFAULT_ETA0, range="(0, 1]", bounds=(0.0, 1.0), unit="nepers",
         help="base precision, natural base (default {default})"))
     base: Base | str = field(default=Base.NATURAL, metadata=option(
         name="base", kind=str, range="natural, pow2", help="'natural' (eta0) or 'pow2' (eta0 = ln2/2**frac-bits)"))
     frac_bits: int | None = field(default=None, metadata=option(
-        name="frac_bits", kind=int, range="0..16", bounds=(0, 16), help="m for --base pow2, {range}"))
+        name="frac_bits", kind=int, bounds=(0, 16), help="m for --base pow2, {range}"))
 
     def __post_init__(self):
         _set(self, "bits", check_int("bits", self.bits, *_BOUNDS["bits"]))
@@ -130,6 +130,11 @@ class LNSFormat:
     def code_max(self) -> int:
         """Largest code, 2**bits - 1 (the smallest weight magnitude)."""
         return 2**self.bits - 1
+
+    @property
+    def half_ladder(self) -> int:
+        """Half the ladder in rungs, (2**bits - 1) // 2: the largest step a fidelity measurement takes."""
+        return self.code_max // 2
 
     @property
     def levels(self) -> int:

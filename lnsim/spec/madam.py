@@ -59,7 +59,7 @@ class MadamConfig:
         derived=f"{DEFAULT_STAR_FACTOR} x eta, at most the ladder",
         help=f"largest step, a multiple of eta0 (default {DEFAULT_STAR_FACTOR} x eta, at most the ladder)"))
     beta_shift: int = field(default=10, metadata=option(
-        name="beta_shift", kind=int, range="1..16", bounds=(1, 16), help="s, beta = 1 - 2**-s, {range} (default {default})"))
+        name="beta_shift", kind=int, bounds=(1, 16), help="s, beta = 1 - 2**-s, {range} (default {default})"))
     bias_correction: bool = field(default=True, metadata=option(
         name="bias_correction", kind=bool, range="true, false", flag="--no-bias-correction",
         help="do not divide the EMA by 1 - beta**t"))
@@ -69,7 +69,7 @@ class MadamConfig:
         name="state_bits", kind=int, range="exponent + beta_shift + 8 .. 32", unit="bits",
         help="second-moment state width (default {default})"))
     log_frac_bits: int = field(default=16, metadata=option(
-        name="log_frac_bits", kind=int, range="8..20", bounds=(8, 20), unit="bits",
+        name="log_frac_bits", kind=int, bounds=(8, 20), unit="bits",
         help="F, log-domain fraction bits (default {default})"))
     table_index_bits: int = field(default=7, metadata=option(
         name="table_index_bits", kind=int, range="3..12, at most log_frac_bits + 1", bounds=(3, 12), unit="bits",

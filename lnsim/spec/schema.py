@@ -24,10 +24,10 @@ class Option:
     ``name`` is the keyword (``eta_rungs``) and, with ``-`` for ``_``, the command-line flag (``--eta-rungs``).
     ``kind`` is the type of its values (int, float, str or bool). ``default`` is the value when it is not given
     (None: derived from the others, described by ``derived``, or simply absent). ``range`` is the allowed
-    values as text (``"2..24"``) and ``bounds`` the same range as numbers where it is one. ``help`` is the
-    line of ``--help``; ``{default}`` and ``{range}`` in it are filled in. ``flag`` overrides the flag of a
-    bool that defaults to True (``--no-bias-correction``); ``metavar`` the placeholder of its value. ``where``
-    names the commands that offer it (empty: all that take options of its group).
+    values as text and ``bounds`` the same range as numbers where it is one (an integer option with bounds
+    and no ``range`` reads ``"lo..hi"``). ``help`` is the line of ``--help``; ``{default}`` and ``{range}`` in
+    it are filled in. ``flag`` overrides the flag (``--no-bias-correction`` for a bool that defaults to
+    True); ``metavar`` the placeholder of its value.
     """
 
     name: str
@@ -40,7 +40,13 @@ class Option:
     derived: str = ""
     flag: str | None = None
     metavar: str | None = None
-    where: tuple = ()
+
+    @property
+    def range_text(self) -> str:
+        """The allowed values as text: :attr:`range`, else ``"lo..hi"`` of an integer's :attr:`bounds`."""
+        if self.range or self.bounds is None or self.kind is not int:
+            return self.range
+        return f"{self.bounds[0]}..{self.bounds[1]}"
 
     @property
     def cli_flag(self) -> str:
@@ -50,7 +56,7 @@ class Option:
     @property
     def help_text(self) -> str:
         """:attr:`help` with its ``{default}`` and ``{range}`` filled in."""
-        return self.help.format(default=self.default, range=self.range)
+        return self.help.format(default=self.default, range=self.range_text)
 
     def describe_default(self) -> str:
         """The default as a table cell: the value, the derivation rule, or a dash."""
@@ -58,6 +64,8 @@ class Option:
             return self.derived
         if self.default is None:
             return "-"
+        if self.kind is bool:
+            return f"{self.name} = {self.default}"
         return f"{self.default:g}" if isinstance(self.default, float) else str(self.default)
 
 
@@ -87,6 +95,6 @@ def options_table(options) -> str:
     """A Markdown table of ``options``: flag, allowed values, unit, default, meaning."""
     lines = ["| option | values | unit | default | meaning |", "|---|---|---|---|---|"]
     for o in options:
-        cells = (f"`{o.cli_flag}`", o.range or o.kind.__name__, o.unit or "-", o.describe_default(), o.help_text)
+        cells = (f"`{o.cli_flag}`", o.range_text or o.kind.__name__, o.unit or "-", o.describe_default(), o.help_text)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

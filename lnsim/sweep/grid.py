@@ -208,6 +208,7 @@ class Grid:
                 precision = [("eta0", x) for x in self.axes.get("eta0", (_DEFAULTS["eta0"],))]
             else:
                 check_enum("base", base, Base)
+                raise SpecError(f"base must be given by its name in a grid, not {base!r}")
             if base == Base.POW2.value and "eta0" in self.axes and len(bases) == 1:
                 raise SpecError("eta0 applies to base natural; base pow2 takes frac_bits or dynamic_range")
             for prec in precision:

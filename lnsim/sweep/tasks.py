@@ -27,14 +27,14 @@ RESULT_FORMAT = 2
 #: Modules (relative to the lnsim package) whose source decides a result; their SHA-256 is part of every key.
 NUMERIC_SOURCES = ("validation.py", "spec", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
 #: Presentation-only modules of those folders: editing them does not invalidate stored results.
-_NOT_NUMERIC = ("train/plots.py", "train/checkpoint.py")
+_NOT_NUMERIC = ("spec/schema.py", "spec/__main__.py", "train/plots.py", "train/checkpoint.py")
 
 #: The sweep's own options (besides the grid's axes and the training options).
 SWEEP_OPTIONS = (
     Option(name="reference", kind=bool, default=True, flag="--no-reference", help="do not train the FP32 Madam reference"),
-    Option(name="elements", kind=int, default=100_000, range="1..10**8", bounds=(1, 10**8),
+    Option(name="elements", kind=int, default=100_000, bounds=(1, 10**8),
            help="elements per fidelity run (default {default})"),
-    Option(name="steps", kind=int, default=30, range="1..10**6", bounds=(1, 10**6), help="steps per fidelity run (default {default})"),
+    Option(name="steps", kind=int, default=30, bounds=(1, 10**6), help="steps per fidelity run (default {default})"),
 )
 _BOUNDS = {o.name: o.bounds for o in SWEEP_OPTIONS if o.bounds}
 

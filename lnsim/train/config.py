@@ -142,9 +142,9 @@ class TrainConfig:
 
 
 def _hidden(value) -> tuple:
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, (list, tuple)):  # a grid file's list of widths, numbers or text
+        value = ",".join(str(v) for v in value)
+    elif isinstance(value, int) and not isinstance(value, bool):
         return (value,)
     parts = [t.strip() for t in str(value).split(",") if t.strip()]
     try:
@@ -176,7 +176,7 @@ TRAIN_OPTIONS = (
 _NAMES = tuple(o.name for o in TRAIN_OPTIONS)
 
 #: Threads of one ``lnsim train`` run (not part of the configuration: results do not depend on it).
-THREADS = Option(name="threads", kind=int, default=1, range="1..256", bounds=(1, 256),
+THREADS = Option(name="threads", kind=int, default=1, bounds=(1, 256),
                  help="threads for the kernels and BLAS (default {default})")
 
 
