@@ -13,6 +13,7 @@ from lnsim.spec import Option, Spec
 from lnsim.spec.schema import field_options, option
 from lnsim.train.data import BUNDLED, DEFAULT_TEST_SIZE
 from lnsim.train.optim import INITS, OPTIMIZERS
+from lnsim.train.schedule import DEFAULT_FACTOR, DEFAULT_PATIENCE, DEFAULT_THRESHOLD
 from lnsim.validation import SpecError, check_choice, check_int, check_interval, check_positive
 
 __all__ = ["TrainConfig", "TRAIN_OPTIONS", "THREADS", "DEFAULT_LR", "SCHEDULES", "MAX_SEEDS", "check_threads"]
@@ -50,12 +51,12 @@ class TrainConfig:
         help="sigma_star as a multiple of the usual init scale 1/sqrt(3 fan_in) (default {default:g})"))
     schedule: str = field(default="plateau", metadata=option(
         name="schedule", kind=str, range=" | ".join(SCHEDULES), help=" | ".join(SCHEDULES) + " (default {default})"))
-    patience: int = field(default=10, metadata=option(
+    patience: int = field(default=DEFAULT_PATIENCE, metadata=option(
         name="patience", kind=int, range=">= 1", unit="epochs",
         help="epochs without progress before a decay (default {default})"))
-    decay_factor: int = field(default=2, metadata=option(
+    decay_factor: int = field(default=DEFAULT_FACTOR, metadata=option(
         name="decay_factor", kind=int, range=">= 2", help="divide eta in rungs by this (default {default})"))
-    threshold: float = field(default=1e-3, metadata=option(
+    threshold: float = field(default=DEFAULT_THRESHOLD, metadata=option(
         name="threshold", kind=float, range="[0, 1)",
         help="relative fall of the training loss that counts as progress (default {default:g})"))
     lr: float | None = field(default=None, metadata=option(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lnsim.files import read_npz
+from lnsim.validation import check_interval
 
 __all__ = ["BUNDLED", "Split", "load_dataset", "load_arrays", "make_split"]
 
@@ -145,8 +146,7 @@ def make_split(X, y, X_test=None, y_test=None, *, seed: int = 0, test_size: floa
         For arrays of the wrong shape or dtype, non-finite features, labels that are not integers, fewer
         than two classes, a class too small to stratify, or test labels absent from the training data.
     """
-    if not (isinstance(test_size, float) and 0.0 < test_size < 1.0):
-        raise ValueError(f"test_size must be a number in (0, 1), not {test_size!r}")
+    check_interval("test_size", test_size, 0, 1, closed_low=False)
     X = _check_X("X", X)
     y = _check_y("y", y, X.shape[0], "X")
     classes, y_idx = np.unique(y, return_inverse=True)
