@@ -14,10 +14,21 @@ import tempfile
 from pathlib import Path
 
 from lnsim import tables
+from lnsim.spec import Option
+from lnsim.validation import check_choice, check_int
 from lnsim_testbenches.runner import run
 from lnsim_testbenches.unit_build import build_unit, fault_tables
 
-__all__ = ["BENCH", "DEFAULT_TESTS", "verify"]
+__all__ = ["BENCH", "DEFAULT_TESTS", "VERIFY_OPTIONS", "STALLS", "verify"]
+
+#: The options of a run besides the spec and the lanes (``lnsim verify`` takes its flags from these).
+VERIFY_OPTIONS = (
+    Option(name="vectors", kind=int, default=100_000, bounds=(1, 10**9), help="random vectors (default {default})"),
+    Option(name="seed", kind=int, default=0, bounds=(0, 2**63 - 1), help="random seed (default {default})"),
+)
+_OPTION = {o.name: o for o in VERIFY_OPTIONS}
+#: Stall patterns of a run: random valid/ready stalls on both sides, or none.
+STALLS = ("random", "none")
 
 #: The update unit's cocotb bench.
 BENCH = "lnsim_testbenches.update_unit_tb"
@@ -27,8 +38,9 @@ DEFAULT_TESTS = ("random_vectors", "directed_corners", "reset_mid_stream")
 _VCD_PREFIX_LIMIT = 50_000
 
 
-def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, report_dir=".", stalls: str = "random",
-           exhaustive: bool = False, fault: str | None = None, progress=None, log=None) -> dict:
+def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, seed: int = _OPTION["seed"].default,
+           report_dir=".", stalls: str = STALLS[0], exhaustive: bool = False, fault: str | None = None, progress=None,
+           log=None) -> dict:
     """Co-simulate ``vectors`` random vectors plus the directed and reset tests; report.
 
     Parameters
@@ -55,6 +67,10 @@ def verify(spec, *, lanes: int = 1, vectors: int = 100_000, seed: int = 0, repor
         ``vectors``, ``mismatches``, ``vectors_per_second``, ``seconds``, ``tests`` (per test), ``latency``,
         ``build`` and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
     """
+    check_int("lanes", lanes, 1)
+    vectors = check_int("vectors", vectors, *_OPTION["vectors"].bounds)
+    seed = check_int("seed", seed, *_OPTION["seed"].bounds)
+    check_choice("stalls", stalls, STALLS)
     overrides = fault_tables(spec, fault) if fault else {}
     build, latency = build_unit(spec, lanes=lanes, log=log, **overrides)
     tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive else [])

@@ -7,10 +7,11 @@ import sys
 import time
 
 from lnsim import tables
-from lnsim.cli.options import int_or_raw, spec_parent
+from lnsim.cli.options import add_option, spec_parent
 from lnsim.cli.output import write_json
 from lnsim.cli.verilog import hardware_spec
-from lnsim.validation import SpecError, check_int
+from lnsim.validation import SpecError
+from lnsim_testbenches.verify import VERIFY_OPTIONS
 
 __all__ = ["add_parser", "run", "ProgressLine"]
 
@@ -25,8 +26,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", parents=[spec_parent(hardware=True)],
                        help="co-simulate the generated Verilog (Verilator, cocotb) against the golden model",
                        description=_DESCRIPTION)
-    p.add_argument("--vectors", type=int_or_raw, default=100_000, help="random vectors (default 100000)")
-    p.add_argument("--seed", type=int_or_raw, default=0, help="random seed (default 0)")
+    for opt in VERIFY_OPTIONS:
+        add_option(p, opt, default=opt.default)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--report-dir", metavar="DIR", default="lnsim-verify-report",
                    help="where a mismatch report and VCD go (default ./lnsim-verify-report)")
@@ -65,8 +66,6 @@ class ProgressLine:
 def run(args) -> int:
     """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error, 2 on a build error."""
     spec, lanes = hardware_spec(args)
-    vectors = check_int("vectors", args.vectors, 1, 10**9)
-    seed = check_int("seed", args.seed, 0, 2**63 - 1)
     from lnsim_testbenches import runner, verify
 
     if args.inject_fault:
@@ -79,7 +78,7 @@ def run(args) -> int:
         print(f"lnsim verify: {message}", file=sys.stderr)
 
     try:
-        r = verify.verify(spec, lanes=lanes, vectors=vectors, seed=seed, report_dir=args.report_dir,
+        r = verify.verify(spec, lanes=lanes, vectors=args.vectors, seed=args.seed, report_dir=args.report_dir,
                           stalls="none" if args.no_stalls else "random", exhaustive=args.exhaustive,
                           fault=args.inject_fault, progress=ProgressLine(), log=log)
     except runner.BenchError as e:
