@@ -11,7 +11,7 @@ import io
 import json
 import sys
 
-from lnsim.cli.options import add_option, spec_parent, spec_values
+from lnsim.cli.options import add_option, spec_from_args, spec_parent, spec_values
 from lnsim.files import atomic_write
 from lnsim.fpga import (SYNTH_OPTIONS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
                         sweep_points, sweep_row, synthesize, write_sweep_csv)
@@ -69,7 +69,7 @@ def run(args) -> int:
     # The options before the spec, and --lanes and --unit even for the sweep, which ignores them.
     check_synth_options(target=args.target, unit=args.unit, lanes=args.lanes, seed=args.seed, freq_mhz=args.freq,
                         timeout=args.timeout)
-    spec = Spec.from_options(**spec_values(args))
+    spec = spec_from_args(args)
     opts = dict(target=args.target, seed=args.seed, freq_mhz=args.freq, keep=args.keep, timeout=args.timeout,
                 pack_mult=args.pack_mult, progress=_progress)
     try:

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     g = p.add_argument_group("training")
     for opt in TRAIN_OPTIONS:
         add_option(g, opt)
-    add_option(g, THREADS)
+    add_option(g, THREADS, default=THREADS.default)
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the results as JSON")
     o.add_argument("--plot", metavar="FILE.png", help="write loss/accuracy curves and code histograms")
@@ -47,7 +47,7 @@ def run(args) -> int:
     from lnsim.train.runner import train
 
     config = config_from_args(args)
-    threads = check_threads(THREADS.default if args.threads is None else args.threads)
+    threads = check_threads(args.threads)
     resume = checkpoint.load(args.resume) if args.resume else None
     result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads)
     summary = summarise(result)

@@ -20,6 +20,7 @@ from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS
 from lnsim.fpga.tools import run_tool, tool_version_text, tool_versions
 from lnsim import tables
 from lnsim.spec import Option
+from lnsim.spec.schema import bounds
 from lnsim.validation import check_choice, check_int, check_positive
 
 __all__ = ["SYNTH_OPTIONS", "check_synth_options", "synthesize"]
@@ -39,6 +40,7 @@ SYNTH_OPTIONS = (
            help="seconds per tool run (default {default:g})"),
 )
 _DEFAULT = {o.name: o.default for o in SYNTH_OPTIONS}
+_BOUNDS = bounds(SYNTH_OPTIONS)
 
 
 def check_synth_options(*, target: str, unit: str = _DEFAULT["unit"], lanes: int = 1, seed: int = _DEFAULT["seed"],
@@ -57,7 +59,7 @@ def check_synth_options(*, target: str, unit: str = _DEFAULT["unit"], lanes: int
     target = check_choice("target", target, TARGETS)
     unit = check_choice("unit", unit, UNITS)
     lanes = check_int("lanes", lanes, 1, MAX_LANES)
-    seed = check_int("seed", seed, *SYNTH_OPTIONS[2].bounds)
+    seed = check_int("seed", seed, *_BOUNDS["seed"])
     freq = TARGETS[target].default_freq_mhz if freq_mhz is None else check_positive("freq", freq_mhz)
     timeout = check_positive("timeout", timeout)
     return {"target": target, "unit": unit, "lanes": lanes, "seed": seed, "freq_mhz": freq, "timeout": timeout}

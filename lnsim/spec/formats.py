@@ -7,7 +7,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from lnsim.spec.schema import field_options, option
+from lnsim.spec.schema import bounds, field_options, option
 from lnsim.validation import SpecError, check_enum, check_int, check_positive
 
 __all__ = ["LN2", "MAX_LADDER_DEPTH", "RUNG_TOLERANCE", "DEFAULT_ETA0", "Base", "GradFormat", "LNSFormat"]
@@ -176,4 +176,4 @@ def _narrowest_uint(bits: int) -> str:
 
 
 #: (lo, hi) of each bounded option of the format, from its metadata.
-_BOUNDS = {o.name: o.bounds for o in field_options(LNSFormat) if o.bounds}
+_BOUNDS = bounds(field_options(LNSFormat))

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from lnsim.spec.formats import GradFormat, LNSFormat, _set
-from lnsim.spec.schema import field_options, option
+from lnsim.spec.schema import bounds, field_options, option
 from lnsim.validation import SpecError, check_bool, check_enum, check_int, check_positive
 
 __all__ = ["MAX_STEP_RUNGS", "ONE_RUNG_BUDGET", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR", "MadamConfig"]
@@ -146,4 +146,4 @@ class MadamConfig:
 
 
 #: (lo, hi) of each bounded option of the config, from its metadata.
-_BOUNDS = {o.name: o.bounds for o in field_options(MadamConfig) if o.bounds}
+_BOUNDS = bounds(field_options(MadamConfig))

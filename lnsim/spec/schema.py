@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-__all__ = ["Option", "option", "field_options", "options_table"]
+__all__ = ["Option", "option", "field_options", "bounds", "options_table"]
 
 #: The key of an :class:`Option` in a dataclass field's metadata.
 KEY = "lnsim.option"
@@ -89,6 +89,11 @@ def field_options(cls) -> tuple:
             opt = dataclasses.replace(opt, default=default)
         out.append(opt)
     return tuple(out)
+
+
+def bounds(options) -> dict:
+    """``{name: (lo, hi)}`` of the options that have :attr:`Option.bounds`, for their range checks."""
+    return {o.name: o.bounds for o in options if o.bounds}
 
 
 def options_table(options) -> str:

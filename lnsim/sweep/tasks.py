@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import lnsim
 from lnsim.spec import Option, Spec
+from lnsim.spec.schema import bounds
 from lnsim.train.config import TrainConfig
 from lnsim.train.data import load_dataset
 from lnsim.validation import check_int
@@ -36,7 +37,7 @@ SWEEP_OPTIONS = (
            help="elements per fidelity run (default {default})"),
     Option(name="steps", kind=int, default=30, bounds=(1, 10**6), help="steps per fidelity run (default {default})"),
 )
-_BOUNDS = {o.name: o.bounds for o in SWEEP_OPTIONS if o.bounds}
+_BOUNDS = bounds(SWEEP_OPTIONS)
 
 #: The series label of the float reference (with its beta and bias correction when a grid has several).
 REFERENCE_SERIES = "FP32 Madam"
