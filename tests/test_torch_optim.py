@@ -11,7 +11,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import lnsim  # noqa: E402
 from lnsim import GoldenMadam, Spec, SpecError, encode, reference  # noqa: E402
 from lnsim.torch import LNSMadam, Madam, eta_rungs_for, param_groups  # noqa: E402
 
