@@ -10,10 +10,13 @@ Usage: python benchmarks/train_table.py [--seeds 5] [--epochs 100] [--dataset di
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import os
 import re
 import shlex
+import subprocess
+import sys
 
 import numpy as np
 
@@ -31,31 +34,38 @@ ROWS = [
 ]
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--out", default="train-table")
-    a = p.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
-    results = []
-    for label, opts in ROWS:
-        path = os.path.join(a.out, re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".json")
-        argv = [*opts, "--dataset", a.dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds), "--no-progress",
-                "--json", path]
+def run_rows(rows, common: list[str], out: str, jobs: int = 1) -> list[tuple[str, dict]]:
+    """Run ``lnsim train`` once per row (its options + ``common``), ``jobs`` at a time in subprocesses when
+    ``jobs`` > 1; returns ``(label, JSON result)`` per row, in the rows' order."""
+    os.makedirs(out, exist_ok=True)
+
+    def run(row):
+        label, opts = row
+        path = os.path.join(out, re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".json")
+        argv = [*opts, *common, "--no-progress", "--json", path]
         print("$ lnsim train " + shlex.join(argv), flush=True)
-        if lnsim_main(["train", *argv]) != 0:
+        if jobs > 1:
+            done = subprocess.run([sys.executable, "-m", "lnsim.cli", "train", *argv], stdout=subprocess.DEVNULL)
+            failed = done.returncode != 0
+        else:
+            failed = lnsim_main(["train", *argv]) != 0
+        if failed:
             raise SystemExit(f"lnsim train failed for {label}")
         with open(path) as f:
-            results.append((label, json.load(f)))
+            return label, json.load(f)
+
+    if jobs > 1:
+        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+            return list(pool.map(run, rows))
+    return [run(row) for row in rows]
+
+
+def table(results, title: str) -> str:
+    """The Markdown table of ``results`` (the first row is the reference of the paired differences)."""
     ref = np.array(results[0][1]["test_accuracy"]["per_seed"])
-    print()
-    print(f"{a.dataset}, {results[0][1]['model']} MLP, batch {results[0][1]['batch_size']}, {a.epochs} epochs, "
-          f"seeds 0..{a.seeds - 1}; test accuracy in %")
-    print()
-    print("| optimizer | eta0 | eta | test accuracy | per seed | vs FP32 Madam (paired) | saturated codes | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
+    lines = [title, "",
+             "| optimizer | eta0 | eta | test accuracy | per seed | vs FP32 Madam (paired) | saturated codes | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, r in results:
         acc = 100 * np.array(r["test_accuracy"]["per_seed"])
         diff = acc - 100 * ref
@@ -65,8 +75,22 @@ def main(argv=None) -> None:
         sat_txt = (f"{np.mean(sat['k0']) / sat['weights']:.1%} at k=0, {np.mean(sat['kmax']) / sat['weights']:.1%} "
                    f"at k=max") if sat else "-"
         vs = "-" if label == "FP32 Madam" else f"{diff.mean():+.2f} +- {diff.std(ddof=1):.2f}"
-        print(f"| {label} | {eta0} | {eta} | {acc.mean():.2f} +- {acc.std(ddof=1):.2f} | "
-              f"{' '.join(f'{x:.1f}' for x in acc)} | {vs} | {sat_txt} | {r['seconds']:.0f} |")
+        lines.append(f"| {label} | {eta0} | {eta} | {acc.mean():.2f} +- {acc.std(ddof=1):.2f} | "
+                     f"{' '.join(f'{x:.1f}' for x in acc)} | {vs} | {sat_txt} | {r['seconds']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--out", default="train-table")
+    a = p.parse_args(argv)
+    results = run_rows(ROWS, ["--dataset", a.dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds)], a.out)
+    print()
+    print(table(results, f"{a.dataset}, {results[0][1]['model']} MLP, batch {results[0][1]['batch_size']}, "
+                         f"{a.epochs} epochs, seeds 0..{a.seeds - 1}; test accuracy in %"))
 
 
 if __name__ == "__main__":
