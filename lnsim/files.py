@@ -1,14 +1,58 @@
-"""Files lnsim writes and reads: atomic writes, and ``.npz`` archives read without trusting them."""
+"""Files lnsim writes and reads: atomic writes, output paths checked before the work, and ``.npz`` archives read
+without trusting them."""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from typing import Callable
 
 import numpy as np
 
-__all__ = ["atomic_write", "read_npz"]
+__all__ = ["atomic_write", "check_writable", "read_npz"]
+
+#: Mode of a new file before the umask, as ``open(path, "w")`` creates it.
+_NEW_FILE_MODE = 0o666
+
+
+def _create_temporary(directory: str, name: str) -> tuple[int, str]:
+    """A new empty file ``.<name>.<random>.tmp`` in ``directory``, opened for writing: ``(fd, path)``.
+
+    Created with ``os.open(..., 0o666)`` so the kernel applies the umask (and a directory's default ACL) as for
+    any new file; ``tempfile.mkstemp`` would make it 0600 whatever the umask. Raises OSError as ``os.open``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(path, flags, _NEW_FILE_MODE), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name!r} in {directory!r}")
+
+
+def _unwritable(path: str, option: str, reason: str) -> ValueError:
+    return ValueError(f"{option} must be a writable file path, not {path!r} ({reason})")
+
+
+def check_writable(path: str, option: str = "output") -> None:
+    """Raise ValueError unless a file can be written at ``path``: before a long job, so it fails before the work.
+
+    The check is the real thing: a temporary file is created in the path's directory and removed (nothing is
+    left, an existing file at ``path`` is not touched). The message is that of :func:`atomic_write`:
+    ``"{option} must be a writable file path, not {path!r} (<reason>)"``, the reason the system's (``No such
+    file or directory``, ``Permission denied``, ``Read-only file system``) or ``a directory``.
+    """
+    if os.path.isdir(path):
+        raise _unwritable(path, option, "a directory")
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = _create_temporary(directory, os.path.basename(path))
+    except OSError as e:
+        raise _unwritable(path, option, e.strerror or str(e)) from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 def atomic_write(path: str, data: bytes | str | Callable, *, option: str = "output") -> None:
@@ -16,15 +60,20 @@ def atomic_write(path: str, data: bytes | str | Callable, *, option: str = "outp
 
     ``data`` is bytes, text (UTF-8), or a function that writes into the binary file object it is given. A
     reader sees the old file or the whole new one, whatever interrupts the writer; no temporary file is left.
-    A directory that cannot take the file is a ValueError naming ``option``.
+    The file gets the mode ``open(path, "w")`` would give it: an existing file's own mode, else 0666 less the
+    umask. A directory that cannot take the file is a ValueError naming ``option``.
     """
     directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        fd, tmp = _create_temporary(directory, os.path.basename(path))
     except OSError as e:
-        raise ValueError(f"{option} must be a writable file path, not {path!r} ({e.strerror})") from None
+        raise _unwritable(path, option, e.strerror or str(e)) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            try:
+                os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+            except FileNotFoundError:
+                pass
             if callable(data):
                 data(f)
             else:
