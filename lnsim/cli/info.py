@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lnsim import tables
 from lnsim.cli.options import spec_from_args, spec_parent
-from lnsim.cli.output import write_json
+from lnsim.cli.output import check_outputs, text_stream, write_json
 
 __all__ = ["add_parser", "run"]
 
@@ -13,18 +13,20 @@ def add_parser(sub) -> None:
     """Register ``info`` on ``sub`` (from ``add_subparsers``)."""
     p = sub.add_parser("info", parents=[spec_parent()], help="print a spec's derived quantities and table sizes",
                        description="Print a spec's derived quantities and table sizes.")
-    p.add_argument("--json", metavar="FILE", help="also write them as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write them as JSON (- for stdout; the table then goes to stderr)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     """Print the table of the spec named by ``args``; write ``{"spec", "table_bits"}`` to ``--json``."""
     spec = spec_from_args(args)
+    check_outputs(json=args.json)
     tb = tables.table_bits(spec)
     rows = spec.info_rows(tb)
     width = max(len(name) for name, _ in rows)
+    out = text_stream(args.json)
     for name, value in rows:
-        print(f"{name:<{width}}  {value}")
+        print(f"{name:<{width}}  {value}", file=out)
     if args.json:
         write_json(args.json, {"spec": spec.summary(), "table_bits": tb})
     return 0

@@ -1,19 +1,54 @@
-"""Files the subcommands write: JSON reports, written atomically, with a one-line error naming the option."""
+"""Files the subcommands write: output paths checked before any work, JSON reports written atomically (or to
+stdout for ``-``), with one-line errors naming the option."""
 
 from __future__ import annotations
 
 import json
+import sys
 
-from lnsim.files import atomic_write
+from lnsim.files import atomic_write, check_writable
 from lnsim.validation import SpecError
 
-__all__ = ["write_json"]
+__all__ = ["STDOUT", "check_outputs", "text_stream", "write_json"]
+
+#: The path that means standard output (``--json -``).
+STDOUT = "-"
+
+
+def check_outputs(*, stdout_ok: tuple = ("json",), **paths) -> None:
+    """Check every output path before the work (:func:`lnsim.files.check_writable`): ``paths`` maps an option's
+    name to its path (None: not given). ``-`` is standard output for the options named in ``stdout_ok`` and a
+    SpecError for the others; any path that cannot take a file is a SpecError naming its option."""
+    for option, path in paths.items():
+        if path is None:
+            continue
+        if path == STDOUT:
+            if option not in stdout_ok:
+                raise SpecError(f"{option} must be a file path, not {path!r} (only --json writes to stdout)")
+            continue
+        try:
+            check_writable(path, option)
+        except ValueError as e:
+            raise SpecError(str(e)) from None
+
+
+def text_stream(json_path: str | None):
+    """Where a subcommand prints its table: stdout, or stderr when the JSON goes to stdout (``--json -``), so
+    that stdout is the JSON alone."""
+    return sys.stderr if json_path == STDOUT else sys.stdout
 
 
 def write_json(path: str, payload, *, option: str = "json", indent: int = 2) -> None:
-    """Write ``payload`` as JSON (``indent`` spaces, a final newline) to ``path`` atomically; a path that cannot
-    take it is a SpecError naming ``option``."""
+    """Write ``payload`` as JSON (``indent`` spaces, a final newline) to ``path`` atomically, or to stdout for
+    ``-``; a path that cannot take it is a SpecError naming ``option``."""
+    text = json.dumps(payload, indent=indent) + "\n"
+    if path == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
     try:
-        atomic_write(path, json.dumps(payload, indent=indent) + "\n", option=option)
+        atomic_write(path, text, option=option)
     except OSError as e:
         raise SpecError(f"{option} must be a writable file path, not {path!r} ({e.strerror})") from None
+    except ValueError as e:
+        raise SpecError(str(e)) from None

@@ -8,10 +8,10 @@ naming the log file, and returns 1.
 from __future__ import annotations
 
 import io
-import json
 import sys
 
 from lnsim.cli.options import add_option, spec_from_args, spec_parent, spec_values
+from lnsim.cli.output import check_outputs, text_stream, write_json
 from lnsim.files import atomic_write
 from lnsim.fpga import (SYNTH_OPTIONS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
                         sweep_points, sweep_row, synthesize, write_sweep_csv)
@@ -41,7 +41,8 @@ def add_parser(sub) -> None:
     g.add_argument("--keep", action="store_true", help="keep the work directory (always kept after a failure)")
     add_option(g, options["timeout"], default=options["timeout"].default)
     o = p.add_argument_group("output")
-    o.add_argument("--json", metavar="FILE", help="write the report (or the sweep's reports) as JSON")
+    o.add_argument("--json", metavar="FILE",
+                   help="write the report (or the sweep's reports) as JSON (- for stdout; the table then goes to stderr)")
     o.add_argument("--sweep", action="store_true",
                    help="both units over bits {8,10,12,16} x lanes {1,4} (ignores --bits, --lanes, --unit)")
     o.add_argument("--csv", metavar="FILE", default="synth-sweep.csv", help="sweep table (default synth-sweep.csv)")
@@ -54,14 +55,16 @@ def _progress(message: str) -> None:
     print(f"lnsim synth: {message}", file=sys.stderr, flush=True)
 
 
-def _write(path: str, writer) -> None:
+def _write(path: str, writer, option: str) -> None:
     """Write what ``writer(text_file)`` writes to ``path``, atomically (a cut-short sweep keeps its last table)."""
     text = io.StringIO(newline="")
     writer(text)
     try:
-        atomic_write(path, text.getvalue(), option="output")
-    except (OSError, ValueError) as e:
-        raise SpecError(f"cannot write {path!r} ({getattr(e, 'strerror', None) or e})") from None
+        atomic_write(path, text.getvalue(), option=option)
+    except OSError as e:
+        raise SpecError(f"{option} must be a writable file path, not {path!r} ({e.strerror})") from None
+    except ValueError as e:
+        raise SpecError(str(e)) from None
 
 
 def run(args) -> int:
@@ -70,14 +73,16 @@ def run(args) -> int:
     check_synth_options(target=args.target, unit=args.unit, lanes=args.lanes, seed=args.seed, freq_mhz=args.freq,
                         timeout=args.timeout)
     spec = spec_from_args(args)
+    check_outputs(json=args.json, **({"csv": args.csv, "plot": args.plot} if args.sweep else {}))
+    out = text_stream(args.json)
     opts = dict(target=args.target, seed=args.seed, freq_mhz=args.freq, keep=args.keep, timeout=args.timeout,
                 pack_mult=args.pack_mult, progress=_progress)
     try:
         if not args.sweep:
             r = synthesize(spec, lanes=args.lanes, unit=args.unit, **opts)
-            print(format_report(r))
+            print(format_report(r), file=out)
             if args.json:
-                _write(args.json, lambda f: json.dump(r, f, indent=2))
+                write_json(args.json, r)
             return 0
         rows = []
         points = sweep_points()
@@ -85,11 +90,11 @@ def run(args) -> int:
             s = Spec.from_options(**{**spec_values(args), "bits": bits})
             _progress(f"sweep {len(rows) + 1}/{len(points)}")
             rows.append(sweep_row(s, unit=unit, lanes=lanes, **opts))
-            print(format_sweep_row(rows[-1]), flush=True)
-            _write(args.csv, lambda f: write_sweep_csv(f, rows))  # after every row: a long sweep cut short keeps what it has
+            print(format_sweep_row(rows[-1]), file=out, flush=True)
+            _write(args.csv, lambda f: write_sweep_csv(f, rows), "csv")  # after every row: a long sweep cut short keeps what it has
         plot_sweep(rows, args.plot, args.target)
         if args.json:
-            _write(args.json, lambda f: json.dump(rows, f, indent=2))
+            write_json(args.json, rows)
         _progress(f"wrote {args.csv} and {args.plot}")
         return 0
     except SynthError as e:

@@ -8,7 +8,7 @@ import time
 
 from lnsim import tables
 from lnsim.cli.options import add_option, spec_parent
-from lnsim.cli.output import write_json
+from lnsim.cli.output import check_outputs, text_stream, write_json
 from lnsim.cli.verilog import hardware_spec
 from lnsim.validation import SpecError
 from lnsim_testbenches.verify import VERIFY_OPTIONS
@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
                        description=_DESCRIPTION)
     for opt in VERIFY_OPTIONS:
         add_option(p, opt, default=opt.default)
-    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (- for stdout; the table then goes to stderr)")
     p.add_argument("--report-dir", metavar="DIR", default="lnsim-verify-report",
                    help="where a mismatch report and VCD go (default ./lnsim-verify-report)")
     p.add_argument("--exhaustive", action="store_true",
@@ -66,6 +66,7 @@ class ProgressLine:
 def run(args) -> int:
     """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error, 2 on a build error."""
     spec, lanes = hardware_spec(args)
+    check_outputs(json=args.json)
     from lnsim_testbenches import runner, verify
 
     if args.inject_fault:
@@ -84,21 +85,22 @@ def run(args) -> int:
     except runner.BenchError as e:
         print(f"lnsim: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
+    out = text_stream(args.json)
     print(f"configuration     {spec.fmt.describe()}, {spec.cfg.grad_format.value} gradients, {lanes} lane(s), "
-          f"latency {r['latency']} cycles")
-    print(f"vectors checked   {r['vectors']:,}")
-    print(f"vectors/s         {r['vectors_per_second']:,.0f}")
-    print(f"mismatches        {r['mismatches']:,}")
+          f"latency {r['latency']} cycles", file=out)
+    print(f"vectors checked   {r['vectors']:,}", file=out)
+    print(f"vectors/s         {r['vectors_per_second']:,.0f}", file=out)
+    print(f"mismatches        {r['mismatches']:,}", file=out)
     failed = r["mismatches"] > 0 or bool(r["errors"]) or "report" in r
     for e in r["errors"]:
-        print(f"error             {e}")
+        print(f"error             {e}", file=out)
     if "first_differing_stage" in r:
-        print(f"first differing   {r['first_differing_stage']['summary']}")
+        print(f"first differing   {r['first_differing_stage']['summary']}", file=out)
     if failed:
         if r.get("vcd"):
-            print(f"VCD trace         {r['vcd']}")
+            print(f"VCD trace         {r['vcd']}", file=out)
         if r.get("report"):
-            print(f"mismatch report   {r['report']}")
+            print(f"mismatch report   {r['report']}", file=out)
     if args.json:
         write_json(args.json, {**r, "spec": tables.spec_summary(spec)})
     return 1 if failed else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from lnsim.cli.options import spec_from_args, spec_parent
+from lnsim.cli.output import STDOUT, check_outputs
 from lnsim.files import atomic_write
 from lnsim.spec import LANES
 from lnsim.validation import SpecError, check_int
@@ -35,10 +36,14 @@ def run(args) -> int:
     spec, lanes = hardware_spec(args)
     if not args.name.isidentifier():
         raise SpecError(f"name must be a Verilog identifier, not {args.name!r}")
+    to_stdout = args.output in (None, STDOUT)
+    if args.lint and to_stdout:
+        raise SpecError("lint needs -o FILE")
+    check_outputs(output=args.output, stdout_ok=("output",))
     from lnsim_rtl import generate_verilog
 
     text = generate_verilog(spec, lanes=lanes, name=args.name)
-    if args.output in (None, "-"):
+    if to_stdout:
         sys.stdout.write(text)
     else:
         try:
@@ -47,8 +52,6 @@ def run(args) -> int:
             raise SpecError(f"output must be a writable file path, not {args.output!r} ({e.strerror})") from None
         print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)", file=sys.stderr)
     if args.lint:
-        if args.output in (None, "-"):
-            raise SpecError("lint needs -o FILE")
         from lnsim_testbenches import runner
 
         status, messages = runner.lint(args.output)

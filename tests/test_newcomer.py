@@ -1,0 +1,83 @@
+"""What a new user meets: each row is a command, its exit status and the one line the user sees on stderr.
+
+The command runs for real (in this process through :func:`lnsim.cli.main`, or in a process of its own where
+the environment matters: a PATH without ``make``, a umask, a Ctrl-C). ``{tmp}`` in a row is the test's own
+temporary directory; ``{missing}`` a directory that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from lnsim.cli import main
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's own exits (errors, --version)
+        return e.code
+
+
+def _fill(argv, tmp_path):
+    return [a.format(tmp=tmp_path, missing=tmp_path / "missing") for a in argv]
+
+
+def _one_line(err: str, pattern: str) -> None:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.fullmatch(pattern, err.rstrip("\n")), err
+
+
+# -- Output paths are checked before any work ------------------------------------------------------------------
+# Each would otherwise run the work first (synth: a minute of Yosys and nextpnr; verify: a Verilator build).
+
+_UNWRITABLE = r"lnsim: error: {option} must be a writable file path, not '.*/missing/{name}' \(No such file or directory\)"
+
+OUTPUT_PATHS = [
+    (["info", "--json", "{missing}/s.json"], _UNWRITABLE.format(option="json", name=r"s\.json")),
+    (["verify", "--json", "{missing}/v.json"], _UNWRITABLE.format(option="json", name=r"v\.json")),
+    (["synth", "--bits", "8", "--json", "{missing}/s.json"], _UNWRITABLE.format(option="json", name=r"s\.json")),
+    (["synth", "--sweep", "--csv", "{missing}/s.csv"], _UNWRITABLE.format(option="csv", name=r"s\.csv")),
+    (["synth", "--sweep", "--plot", "{missing}/s.png"], _UNWRITABLE.format(option="plot", name=r"s\.png")),
+    (["synth", "--sweep", "--csv", "{tmp}/s.csv", "--json", "{missing}/s.json"], _UNWRITABLE.format(option="json", name=r"s\.json")),
+    (["verilog", "-o", "{missing}/u.v"], _UNWRITABLE.format(option="output", name=r"u\.v")),
+    (["verilog", "-o", "{tmp}"], r"lnsim: error: output must be a writable file path, not '.*' \(a directory\)"),
+    (["synth", "--sweep", "--plot", "-"], r"lnsim: error: plot must be a file path, not '-' \(only --json writes to stdout\)"),
+    (["verilog", "--lint"], r"lnsim: error: lint needs -o FILE"),
+]
+
+
+@pytest.mark.parametrize("argv, line", OUTPUT_PATHS, ids=[" ".join(a) for a, _ in OUTPUT_PATHS])
+def test_output_paths_are_checked_before_any_work(argv, line, tmp_path, capsys):
+    assert _exit_code(_fill(argv, tmp_path)) == 2
+    _one_line(capsys.readouterr().err, line)
+    assert os.listdir(tmp_path) == []  # nothing written, not even the sweep's table
+
+
+def test_json_dash_is_stdout_and_the_table_goes_to_stderr(capsys):
+    import json
+
+    assert main(["info", "--bits", "8", "--eta0", "0.016", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["spec"]["bits"] == 8
+    assert "dynamic range    exp((2**B - 1) * eta0) = 59.1455\n" in err
+    assert not os.path.exists("-")
+
+
+# -- Files respect the umask -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, name", [
+    (["info", "--json", "{tmp}/spec.json"], "spec.json"),
+    (["verilog", "--bits", "4", "--eta0", "0.1", "--eta", "0.1", "-o", "{tmp}/u.v"], "u.v"),
+], ids=["info --json", "verilog -o"])
+def test_written_files_respect_the_umask(argv, name, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "lnsim.cli", *_fill(argv, tmp_path)], capture_output=True, text=True,
+                       umask=0o022)
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
