@@ -20,6 +20,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -140,6 +141,8 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
     build_log = tmp / "build.log"
     env = simulator_env()
     env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), MAKE_OVERRIDES]))
+    # The compilers' temporary files in the build directory: gone with it, even when a build is killed.
+    env["TMPDIR"] = str(tmp)
     try:
         with open(build_log, "w") as f:
             _step(verilate_command(source, toplevel, tmp, waves=waves, args=args, ports_only=ports_only), tmp, env, f)
@@ -150,6 +153,9 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
         shutil.copyfile(build_log, kept) if build_log.exists() else None
         shutil.rmtree(tmp, ignore_errors=True)
         raise BenchError(f"Verilator build of {toplevel} failed ({_reason(e)}); log: {kept}") from None
+    except BaseException:  # KeyboardInterrupt: the step's processes are gone (see _step); so is the half build
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
     _save_runtime(runtime, tmp)
     # Keep only what a run needs (the executable) and what a reader wants (Verilog, log): a build's
@@ -168,10 +174,27 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
 
 
 def _step(cmd: list[str], cwd: Path, env: dict, log) -> None:
-    """Run one build command in ``cwd``, its output (stdout and stderr) appended to the open file ``log``."""
+    """Run one build command in ``cwd``, its output (stdout and stderr) appended to the open file ``log``.
+
+    The command runs in a process group of its own, and whatever interrupts the wait (Ctrl-C) kills the whole
+    group: ``make``'s compilers too, which would otherwise go on writing into a build directory being removed.
+    Raises CalledProcessError for a non-zero exit status.
+    """
     log.write(f"$ {subprocess.list2cmdline(cmd)}\n")
     log.flush()
-    subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        rc = proc.wait()
+    except BaseException:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
+    if rc != 0:
+        raise subprocess.CalledProcessError(rc, cmd)
 
 
 def _reason(error: Exception) -> str:

@@ -81,3 +81,64 @@ def test_written_files_respect_the_umask(argv, name, tmp_path):
                        umask=0o022)
     assert r.returncode == 0, r.stderr
     assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+
+
+# -- Ctrl-C: one line, exit 130, no temporary files left ---------------------------------------------------------
+
+def _interrupt(argv, marker: str | None, tmp_path, *, env=None, delay: float = 2.0):
+    """Run ``lnsim argv`` in a process of its own with ``TMPDIR`` in ``tmp_path/tmp``; once a line containing
+    ``marker`` is on its stderr (or after ``delay`` seconds when None), wait ``delay`` seconds and send SIGINT.
+    Returns ``(exit status, stderr lines after the signal, files left in TMPDIR)``."""
+    import signal
+    import time
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "lnsim.cli", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmpdir), **(env or {})})
+    with proc:
+        try:
+            if marker is not None:
+                for line in proc.stderr:
+                    if marker in line:
+                        break
+                else:
+                    pytest.fail(f"{marker!r} never appeared: exit status {proc.wait()}")
+            time.sleep(delay)
+            proc.send_signal(signal.SIGINT)
+            rest = proc.stderr.read().splitlines()
+            status = proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    return status, rest, sorted(os.listdir(tmpdir))
+
+
+def test_ctrl_c_in_train(tmp_path):
+    status, lines, left = _interrupt(["train", "--epochs", "100000", "--no-progress"], None, tmp_path, delay=6)
+    assert (status, lines, left) == (130, ["lnsim: interrupted"], [])
+
+
+@pytest.mark.hw
+@pytest.mark.parametrize("marker", ["Yosys", "nextpnr"])
+def test_ctrl_c_in_synth_removes_its_work_directory(marker, tmp_path):
+    # The work directory is TMPDIR/lnsim-synth-*, and the tools' own temporary files go into it.
+    argv = ["synth", "--bits", "8", "--eta0", "0.016", "--target", "ice40-up5k"]
+    status, lines, left = _interrupt(argv, marker, tmp_path)
+    assert (status, lines, left) == (130, ["lnsim: interrupted"], [])
+
+
+@pytest.mark.hw
+def test_ctrl_c_in_a_verilator_build_leaves_no_half_build(tmp_path):
+    cache = tmp_path / "cache"
+    status, lines, left = _interrupt(["verify", "--bits", "5", "--eta0", "0.1", "--eta", "0.1"], "building the Verilated",
+                                     tmp_path, env={"LNSIM_CACHE": str(cache)})
+    assert (status, lines, left) == (130, ["lnsim: interrupted"], [])
+    assert os.listdir(cache / "verilator") == []  # no <top>-<key>.*.tmp build directory
+
+
+@pytest.mark.hw
+def test_ctrl_c_in_a_simulation(tmp_path):
+    status, lines, left = _interrupt(["verify", "--bits", "5", "--eta0", "0.1", "--eta", "0.1", "--vectors", "100000000"],
+                                     "lnsim verify: random_vectors", tmp_path)
+    assert status == 130 and lines[-1] == "lnsim: interrupted" and left == []
+    assert all(line.startswith("lnsim verify: random_vectors ") for line in lines[:-1])  # progress, no traceback

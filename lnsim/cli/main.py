@@ -3,7 +3,9 @@
 Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``) has ``add_parser``
 registering its flags and a ``run`` function returning the exit status. Invalid input raises a ValueError
 (:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
-``lnsim: error: <message>`` with exit status 2.
+``lnsim: error: <message>`` with exit status 2. Ctrl-C (KeyboardInterrupt) is one line ``lnsim: interrupted``
+and exit status 130 (128 + SIGINT, as a shell reports it); the layers below remove their temporary files on
+the way out.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import sys
 
 from lnsim.cli import info, sweep, synth, train, verify, verilog
 
-__all__ = ["Parser", "build_parser", "main"]
+__all__ = ["INTERRUPTED", "Parser", "build_parser", "main"]
+
+#: Exit status after Ctrl-C: 128 + SIGINT.
+INTERRUPTED = 130
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,6 +45,10 @@ def main(argv=None) -> int:
     except ValueError as e:  # SpecError and the trainer's data errors: one line, no traceback
         print(f"lnsim: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # On a terminal the cursor is after the echoed ^C (or a progress line): start a line of our own.
+        print(("\n" if sys.stderr.isatty() else "") + "lnsim: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
         (:func:`pack_mult_output_registers`); the report's ``packed_mult_registers`` counts them.
     workdir : str, optional
         Run there instead of a new temporary directory (kept). A temporary directory is removed after a
-        successful run unless ``keep``; after a failure it is kept for the logs.
+        successful or an interrupted (KeyboardInterrupt) run unless ``keep``; after a failure it is kept for
+        the logs.
     timeout : float
         Seconds per tool run.
     progress : callable(str), optional
@@ -113,7 +114,7 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
     wd = Path(tempfile.mkdtemp(prefix="lnsim-synth-") if own else workdir)
     wd.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    ok = False
+    ok = interrupted = False
     try:
         name = module_name(unit)
         say(f"generating the netlist: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s) in {wd}")
@@ -158,6 +159,9 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
         if not own or keep:
             report["workdir"] = str(wd)
         return report
+    except KeyboardInterrupt:
+        interrupted = True  # the tool was killed (subprocess.run does that); its files are of no use
+        raise
     finally:
-        if own and ok and not keep:
+        if own and (ok or interrupted) and not keep:
             shutil.rmtree(wd, ignore_errors=True)

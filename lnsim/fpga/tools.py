@@ -3,9 +3,11 @@ their versions. A tool that fails raises :class:`SynthError` naming its log."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 __all__ = ["SynthError", "find_tool", "run_tool", "netlist_verilog", "tool_version_text", "tool_versions"]
@@ -25,17 +27,34 @@ def find_tool(name: str) -> str:
     return found
 
 
-def run_tool(tool: str, args: list, workdir: Path, log_name: str, timeout: float) -> str:
+#: Seconds between looks at a running tool's ``stop`` event (:func:`run_tool`).
+_POLL_SECONDS = 0.2
+
+
+def run_tool(tool: str, args: list, workdir: Path, log_name: str, timeout: float, *, stop=None) -> str:
     """Run a YoWASP tool in ``workdir`` (relative file names: the tools cannot open absolute paths) with its
     log written to ``log_name`` there; returns the log text, or raises SynthError naming the log (a non-zero
-    exit status, with the last ``ERROR`` line of the output, or more than ``timeout`` seconds)."""
+    exit status, with the last ``ERROR`` line of the output, or more than ``timeout`` seconds).
+
+    The tool's temporary files go into ``workdir`` too (``TMPDIR``), so nothing is left elsewhere when it is
+    killed. Whatever interrupts the wait (Ctrl-C) kills the tool; so does ``stop`` (a ``threading.Event``) when
+    set, and the run then raises KeyboardInterrupt (a sweep's worker threads stop this way).
+    """
     log_path = workdir / log_name
+    env = {**os.environ, "TMPDIR": str(workdir)}
     with open(workdir / (log_name + ".stdout"), "w") as out:
+        proc = subprocess.Popen([find_tool(tool), *args], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=env)
         try:
-            rc = subprocess.run([find_tool(tool), *args], cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, timeout=timeout).returncode
-        except subprocess.TimeoutExpired:
-            raise SynthError(f"{tool} timed out after {timeout:g} s; log: {log_path}") from None
+            rc = _wait(proc, timeout, stop)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if rc is None:
+            proc.kill()
+            proc.wait()
+            raise SynthError(f"{tool} timed out after {timeout:g} s; log: {log_path}")
     text = log_path.read_text(errors="replace") if log_path.exists() else ""
     if rc != 0:
         tail = text + (workdir / (log_name + ".stdout")).read_text(errors="replace")
@@ -43,6 +62,20 @@ def run_tool(tool: str, args: list, workdir: Path, log_name: str, timeout: float
         reason = f": {errors[-1]}" if errors else ""
         raise SynthError(f"{tool} failed (exit status {rc}){reason}; log: {log_path}")
     return text
+
+
+def _wait(proc: subprocess.Popen, timeout: float, stop) -> int | None:
+    """``proc``'s exit status, or None after ``timeout`` seconds; KeyboardInterrupt once ``stop`` is set."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return proc.wait(timeout=min(left, _POLL_SECONDS))
+        except subprocess.TimeoutExpired:
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt from None
 
 
 def netlist_verilog(workdir, netlist_json: str, module: str, out: str, timeout: float = 600.0) -> str:
