@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lnsim_testbenches.simulator import (MAKE_OVERRIDES, BenchError, simulator_env, tool_versions,
+from lnsim_testbenches.simulator import (MAKE_OVERRIDES, BenchError, check_tools, simulator_env, tool_versions,
                                          verilator_executable)
 
 __all__ = ["BUILD_ARGS", "Build", "cache_root", "build_verilog", "verilate_command", "make_command"]
@@ -119,7 +119,8 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
     Raises
     ------
     BenchError
-        If Verilator or the C++ compiler fails (the message names the build log).
+        If a program the build runs is missing (:func:`lnsim_testbenches.simulator.check_tools`, before any
+        work), or Verilator or the C++ compiler fails (the message names the build log).
     """
     args = list(BUILD_ARGS) + list(build_args)
     key = hashlib.sha256(
@@ -130,6 +131,8 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
     if exe.is_file():
         return Build(final, toplevel, waves, True, 0.0)
 
+    env = simulator_env()
+    check_tools(env=env)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"{toplevel}-{key}.", suffix=".tmp", dir=final.parent)).resolve()
     source = tmp / f"{toplevel}.v"
@@ -139,7 +142,6 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
         log(f"building the Verilated model {final.name} (cached afterwards)")
     t0 = time.perf_counter()
     build_log = tmp / "build.log"
-    env = simulator_env()
     env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), MAKE_OVERRIDES]))
     # The compilers' temporary files in the build directory: gone with it, even when a build is killed.
     env["TMPDIR"] = str(tmp)

@@ -8,13 +8,15 @@ Verilator or ``make`` subprocess as a new dict.
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["CXXFLAGS", "MAKE_OVERRIDES", "LINT_WAIVERS", "BenchError", "verilator_root", "verilator_executable",
-           "verilator_version", "simulator_env", "tool_versions", "lint"]
+__all__ = ["CXXFLAGS", "MAKE_OVERRIDES", "LINT_WAIVERS", "BUILD_TOOLS", "BenchError", "verilator_root",
+           "verilator_executable", "verilator_version", "simulator_env", "check_tools", "tool_versions", "lint"]
 
 #: C++ flags of the Verilated model and runtime: C++20 (required: the wheel's verilated.mk sets no
 #: standard). Optimisation levels are in :data:`MAKE_OVERRIDES`.
@@ -49,6 +51,45 @@ LINT_WAIVERS = ("WIDTHEXPAND", "PROCASSINIT", "UNUSEDSIGNAL", "DECLFILENAME")
 
 class BenchError(RuntimeError):
     """A build or a bench run that failed to produce results (not a mismatch: those are results)."""
+
+
+_GET = "Debian/Ubuntu: apt-get install {deb}; Fedora: dnf install {rpm}; macOS: xcode-select --install"
+
+#: What the wheel does not bring, by the name its build runs it under (the first on ``PATH``): what needs it,
+#: and how to get it. ``verilator`` is a perl script; ``verilated.mk`` compiles with ``c++`` and archives
+#: with ``ar``, whatever ``$CXX`` says.
+BUILD_TOOLS = {
+    "perl": "Verilator's front end is a perl script (" + _GET.format(deb="perl", rpm="perl") + ")",
+    "make": "a Verilator build runs it (" + _GET.format(deb="make", rpm="make") + ")",
+    "c++": "a Verilator build compiles with a C++20 compiler named c++, GCC >= 10 or Clang >= 10 ("
+           + _GET.format(deb="g++", rpm="gcc-c++") + ")",
+    "ar": "a Verilator build archives with it (" + _GET.format(deb="binutils", rpm="binutils") + ")",
+}
+
+
+def check_tools(names=tuple(BUILD_TOOLS), env=None) -> None:
+    """Raise BenchError, one line naming the first missing program and how to get it, unless every program of
+    ``names`` (keys of :data:`BUILD_TOOLS`) is on the ``PATH`` of ``env`` (default :func:`simulator_env`), and
+    ``c++`` accepts ``-std=c++20``. Called before a build (and a lint) does any work."""
+    env = simulator_env() if env is None else env
+    path = env.get("PATH", "")
+    for name in names:
+        found = shutil.which(name, path=path)
+        if found is None:
+            raise BenchError(f"{name} not found on PATH: {BUILD_TOOLS[name]}")
+        if name == "c++" and not _accepts_cxx20(found):
+            raise BenchError(f"{found} does not accept {CXXFLAGS}: {BUILD_TOOLS[name]}")
+
+
+@functools.lru_cache(maxsize=None)
+def _accepts_cxx20(compiler: str) -> bool:
+    """Whether ``compiler`` compiles an empty C++20 translation unit (GCC < 10 knows no ``-std=c++20``)."""
+    try:
+        r = subprocess.run([compiler, CXXFLAGS, "-fsyntax-only", "-x", "c++", "-"], input="", capture_output=True,
+                           text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode == 0
 
 
 def verilator_root() -> Path:
@@ -108,7 +149,13 @@ def lint(verilog_path, *, waivers=LINT_WAIVERS) -> tuple[int, str]:
     -------
     (int, str)
         Verilator's exit status (0: clean) and its messages (stdout and stderr, stripped).
+
+    Raises
+    ------
+    BenchError
+        Without perl (:func:`check_tools`).
     """
+    check_tools(("perl",))
     cmd = [str(verilator_executable()), "--lint-only", "--quiet", "-Wall", *[f"-Wno-{w}" for w in waivers],
            str(verilog_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, env=simulator_env())

@@ -16,7 +16,7 @@ from pathlib import Path
 from lnsim.files import atomic_write
 from lnsim.validation import SpecError
 from lnsim_testbenches.cache import BUILD_ARGS, Build, build_verilog, cache_root
-from lnsim_testbenches.simulator import BenchError, tool_versions
+from lnsim_testbenches.simulator import BenchError, check_tools, tool_versions
 
 __all__ = ["UNIT_TOPLEVEL", "unit_verilog", "build_unit", "fault_tables"]
 
@@ -88,7 +88,7 @@ def build_unit(spec, *, lanes: int = 1, waves: bool = False, log_table=None, ant
     Raises
     ------
     BenchError
-        If the build fails.
+        If a program the build needs is missing (one line, before any work) or the build fails.
     """
     tables = [None if t is None else [int(x) for x in t] for t in (log_table, antilog_table)]
     memo_key = hashlib.sha256(
@@ -104,6 +104,7 @@ def build_unit(spec, *, lanes: int = 1, waves: bool = False, log_table=None, ant
                 return build, int(m["latency"])
         except (ValueError, KeyError):
             pass
+    check_tools()  # before generating the Verilog, which takes seconds
     text, latency = unit_verilog(spec, lanes=lanes, log_table=log_table, antilog_table=antilog_table)
     build = build_verilog(text, UNIT_TOPLEVEL, waves=waves, log=log)
     memo.parent.mkdir(parents=True, exist_ok=True)

