@@ -174,3 +174,40 @@ def test_a_missing_prerequisite_is_one_line_before_any_work(missing, argv, line,
     assert r.returncode == 2
     _one_line(r.stderr, "lnsim: error: " + line)
     assert not (tmp_path / "cache" / "verilator").exists() and not (tmp_path / "u.v").exists()
+
+
+# -- Legal but degenerate specs run with a warning ----------------------------------------------------------------
+
+_RANGE = (r"lnsim: warning: dynamic range {r} \({fmt}\) is below 8: a tensor's weights can differ in magnitude by at "
+          r"most that factor, and training loses accuracy \(docs/explore\.md\); use a coarser eta0 or more bits")
+WARNINGS = [
+    (["info", "--eta0", "1e-9"], [
+        _RANGE.format(r=r"1\.000004", fmt="B=12 eta0=1e-09"),
+        r"lnsim: warning: eta is the whole ladder, 4095 rungs \(4\.095e-06 nepers\): one step at \|g/gbar\| = 1 moves a "
+        r"weight from one end to the other; the default eta 0\.01 would be 10,000,000 rungs of eta0=1e-09"]),
+    (["info", "--bits", "2", "--eta0", "0.9", "--eta", "0.9"], [
+        r"lnsim: warning: bits=2 gives a ladder of only 4 rungs: every weight is one of 4 magnitudes \(fewer than 16 rungs\)",
+        r"lnsim: warning: eta_star is the whole ladder, 3 rungs, not 8 x eta = 8 rungs \(clamp \|g/gbar\| at 3\): one step "
+        r"can move a weight from one end to the other"]),
+    (["info", "--bits", "4", "--eta0", "0.2", "--eta", "0.2", "--eta-star", "3"], [
+        r"lnsim: warning: eta_star is the whole ladder, 15 rungs \(clamp \|g/gbar\| at 15\): one step can move a weight "
+        r"from one end to the other"]),
+    (["info", "--bits", "10", "--eta0", "0.001"], [_RANGE.format(r=r"2\.781527", fmt=r"B=10 eta0=0\.001")]),
+    (["verilog", "--bits", "4", "--eta0", "0.1", "--eta", "0.1", "-o", "{tmp}/u.v"], [
+        _RANGE.format(r=r"4\.481689", fmt=r"B=4 eta0=0\.1"),
+        r"wrote .*/u\.v: module lnsim_update_unit, B=4 eta0=0\.1, 1 lane\(s\)"]),
+    (["synth", "--bits", "8", "--json", "{missing}/s.json"], [
+        r"lnsim: error: json must be a writable file path, .*"]),  # refused before the spec is looked at for warnings
+    (["info"], []),
+    (["info", "--bits", "8", "--eta0", "0.016"], []),
+    (["info", "--bits", "10", "--eta0", "0.004"], []),
+    (["info", "--base", "pow2", "--frac-bits", "10"], []),
+]
+
+
+@pytest.mark.parametrize("argv, lines", WARNINGS, ids=[" ".join(a) for a, _ in WARNINGS])
+def test_degenerate_specs_run_with_one_line_per_warning(argv, lines, tmp_path, capsys):
+    status = _exit_code(_fill(argv, tmp_path))
+    err = capsys.readouterr().err.splitlines()
+    assert status == (2 if "error" in "".join(lines) else 0)
+    assert len(err) == len(lines) and all(re.fullmatch(p, e) for p, e in zip(lines, err)), err

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lnsim import tables
 from lnsim.cli.options import spec_from_args, spec_parent
-from lnsim.cli.output import check_outputs, text_stream, write_json
+from lnsim.cli.output import check_outputs, text_stream, warn_spec, write_json
 
 __all__ = ["add_parser", "run"]
 
@@ -21,6 +21,7 @@ def run(args) -> int:
     """Print the table of the spec named by ``args``; write ``{"spec", "table_bits"}`` to ``--json``."""
     spec = spec_from_args(args)
     check_outputs(json=args.json)
+    warn_spec(spec)
     tb = tables.table_bits(spec)
     rows = spec.info_rows(tb)
     width = max(len(name) for name, _ in rows)

@@ -1,5 +1,5 @@
-"""Files the subcommands write: output paths checked before any work, JSON reports written atomically (or to
-stdout for ``-``), with one-line errors naming the option."""
+"""What the subcommands write besides their tables: output paths checked before any work, JSON reports written
+atomically (or to stdout for ``-``) with one-line errors naming the option, and warnings about a spec."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import json
 import sys
 
 from lnsim.files import atomic_write, check_writable
+from lnsim.spec import spec_warnings
 from lnsim.validation import SpecError
 
-__all__ = ["STDOUT", "check_outputs", "text_stream", "write_json"]
+__all__ = ["STDOUT", "check_outputs", "text_stream", "warn_spec", "write_json"]
 
 #: The path that means standard output (``--json -``).
 STDOUT = "-"
@@ -52,3 +53,9 @@ def write_json(path: str, payload, *, option: str = "json", indent: int = 2) -> 
         raise SpecError(f"{option} must be a writable file path, not {path!r} ({e.strerror})") from None
     except ValueError as e:
         raise SpecError(str(e)) from None
+
+
+def warn_spec(spec, prefix: str = "") -> None:
+    """Print each of :func:`lnsim.spec.spec_warnings` of ``spec`` on stderr as ``lnsim: warning: <prefix><text>``."""
+    for text in spec_warnings(spec):
+        print(f"lnsim: warning: {prefix}{text}", file=sys.stderr)

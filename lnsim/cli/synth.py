@@ -11,7 +11,7 @@ import io
 import sys
 
 from lnsim.cli.options import add_option, spec_from_args, spec_parent, spec_values
-from lnsim.cli.output import check_outputs, text_stream, write_json
+from lnsim.cli.output import check_outputs, text_stream, warn_spec, write_json
 from lnsim.files import atomic_write
 from lnsim.fpga import (SYNTH_OPTIONS, SynthError, check_synth_options, format_report, format_sweep_row, plot_sweep,
                         sweep_points, sweep_row, synthesize, write_sweep_csv)
@@ -79,6 +79,7 @@ def run(args) -> int:
                 pack_mult=args.pack_mult, progress=_progress)
     try:
         if not args.sweep:
+            warn_spec(spec)
             r = synthesize(spec, lanes=args.lanes, unit=args.unit, **opts)
             print(format_report(r), file=out)
             if args.json:
@@ -86,8 +87,11 @@ def run(args) -> int:
             return 0
         rows = []
         points = sweep_points()
+        specs = {bits: Spec.from_options(**{**spec_values(args), "bits": bits}) for _, bits, _ in points}
+        for bits, s in specs.items():
+            warn_spec(s, prefix=f"B={bits}: ")
         for unit, bits, lanes in points:
-            s = Spec.from_options(**{**spec_values(args), "bits": bits})
+            s = specs[bits]
             _progress(f"sweep {len(rows) + 1}/{len(points)}")
             rows.append(sweep_row(s, unit=unit, lanes=lanes, **opts))
             print(format_sweep_row(rows[-1]), file=out, flush=True)

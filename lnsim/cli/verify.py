@@ -8,7 +8,7 @@ import time
 
 from lnsim import tables
 from lnsim.cli.options import add_option, spec_parent
-from lnsim.cli.output import check_outputs, text_stream, write_json
+from lnsim.cli.output import check_outputs, text_stream, warn_spec, write_json
 from lnsim.cli.verilog import hardware_spec
 from lnsim.validation import SpecError
 from lnsim_testbenches.verify import VERIFY_OPTIONS
@@ -67,6 +67,7 @@ def run(args) -> int:
     """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error, 2 on a build error."""
     spec, lanes = hardware_spec(args)
     check_outputs(json=args.json)
+    warn_spec(spec)
     from lnsim_testbenches import runner, verify
 
     if args.inject_fault:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from lnsim.cli.options import spec_from_args, spec_parent
-from lnsim.cli.output import STDOUT, check_outputs
+from lnsim.cli.output import STDOUT, check_outputs, warn_spec
 from lnsim.files import atomic_write
 from lnsim.spec import LANES
 from lnsim.validation import SpecError, check_int
@@ -40,6 +40,7 @@ def run(args) -> int:
     if args.lint and to_stdout:
         raise SpecError("lint needs -o FILE")
     check_outputs(output=args.output, stdout_ok=("output",))
+    warn_spec(spec)
     if args.lint:
         from lnsim_testbenches.simulator import BenchError, check_tools
 
