@@ -19,7 +19,7 @@ from lnsim.validation import check_choice, check_int
 from lnsim_testbenches.runner import run
 from lnsim_testbenches.unit_build import build_unit, fault_tables
 
-__all__ = ["BENCH", "DEFAULT_TESTS", "VERIFY_OPTIONS", "STALLS", "verify"]
+__all__ = ["BENCH", "DEFAULT_TESTS", "TEST_LABELS", "VERIFY_OPTIONS", "STALLS", "exhaustive_skip", "verify"]
 
 #: The options of a run besides the spec and the lanes (``lnsim verify`` takes its flags from these).
 VERIFY_OPTIONS = (
@@ -34,8 +34,20 @@ STALLS = ("random", "none")
 BENCH = "lnsim_testbenches.update_unit_tb"
 #: Tests of a verify run (``exhaustive_grad`` is added on request).
 DEFAULT_TESTS = ("random_vectors", "directed_corners", "reset_mid_stream")
+#: What each test's vectors are, as ``lnsim verify`` names them in its count.
+TEST_LABELS = {"random_vectors": "random", "directed_corners": "directed corners",
+               "reset_mid_stream": "around resets mid-stream", "exhaustive_grad": "exhaustive gradients"}
 #: Largest prefix of the random test re-run with a VCD when replaying the vectors alone does not reproduce.
 _VCD_PREFIX_LIMIT = 50_000
+
+
+def exhaustive_skip(spec) -> str | None:
+    """Why ``exhaustive=True`` runs no exhaustive test for ``spec`` (its gradients are not 16 bits wide), or None."""
+    g = spec.cfg.grad_format
+    if g.width == 16:
+        return None
+    return (f"{g.value} gradients have 2**{g.width} bit patterns; only the 16-bit formats (bfloat16, float16) are "
+            f"run exhaustively")
 
 
 def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, seed: int = _OPTION["seed"].default,
@@ -52,7 +64,8 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
     stalls : {"random", "none"}
         Random valid/ready stalls on both sides, or none.
     exhaustive : bool
-        Also run all 2**16 gradient bit patterns (16-bit gradient formats) for four states.
+        Also run all 2**16 gradient bit patterns (16-bit gradient formats) for four states; for other formats the
+        test is not run and ``skipped`` says why (:func:`exhaustive_skip`).
     fault : str, optional
         Fault injection, ``"antilog:5"`` (:func:`lnsim_testbenches.unit_build.fault_tables`): the RTL is built
         with that table entry changed; the golden model is not.
@@ -65,7 +78,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
     -------
     dict
         ``vectors``, ``mismatches``, ``vectors_per_second``, ``seconds``, ``tests`` (per test), ``latency``,
-        ``build`` and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
+        ``build``, ``skipped`` (test name -> reason) and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
     """
     check_int("lanes", lanes, 1)
     vectors = check_int("vectors", vectors, *_OPTION["vectors"].bounds)
@@ -73,7 +86,8 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
     check_choice("stalls", stalls, STALLS)
     overrides = fault_tables(spec, fault) if fault else {}
     build, latency = build_unit(spec, lanes=lanes, log=log, **overrides)
-    tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive else [])
+    skipped = {"exhaustive_grad": exhaustive_skip(spec)} if exhaustive and exhaustive_skip(spec) else {}
+    tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive and not skipped else [])
     params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
               "stalls": stalls, "reset_vectors": 4096}
     with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
@@ -90,6 +104,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
             "lanes": lanes,
             "seed": seed,
             "fault": fault,
+            "skipped": skipped,
             "build": {"directory": str(build.directory), "cached": build.cached, "seconds": build.seconds},
         }
         missing = [t for t in tests if t not in results.get("tests", {})]

@@ -211,3 +211,30 @@ def test_degenerate_specs_run_with_one_line_per_warning(argv, lines, tmp_path, c
     err = capsys.readouterr().err.splitlines()
     assert status == (2 if "error" in "".join(lines) else 0)
     assert len(err) == len(lines) and all(re.fullmatch(p, e) for p, e in zip(lines, err)), err
+
+
+# -- Discoverability ----------------------------------------------------------------------------------------------
+
+def test_version(capsys):
+    import lnsim
+
+    assert _exit_code(["--version"]) == 0
+    assert capsys.readouterr().out == f"lnsim {lnsim.__version__}\n"
+
+
+def test_inject_fault_is_in_verify_help(capsys):
+    assert _exit_code(["verify", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--inject-fault TABLE:INDEX build the RTL with one bit of a table entry flipped (log:INDEX or antilog:INDEX" in help_text
+
+
+@pytest.mark.hw
+def test_verify_says_why_it_checks_more_vectors_and_what_it_skipped(capsys):
+    argv = ["verify", "--bits", "5", "--eta0", "0.1", "--eta", "0.1", "--vectors", "2000", "--exhaustive",
+            "--grad-format", "float32"]
+    assert _exit_code(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("vectors checked   75,696 = 2,000 random + 4,096 around resets mid-stream + 69,600 directed "
+                      "corners")
+    assert out[4] == ("skipped           exhaustive gradients: float32 gradients have 2**32 bit patterns; only the "
+                      "16-bit formats (bfloat16, float16) are run exhaustively")

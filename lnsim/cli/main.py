@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lnsim import __version__
 from lnsim.cli import info, sweep, synth, train, verify, verilog
 
 __all__ = ["INTERRUPTED", "Parser", "build_parser", "main"]
@@ -31,6 +32,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``lnsim`` argument parser with all subcommands."""
     parser = Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
+    parser.add_argument("--version", action="version", version=f"lnsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in (info, train, sweep, synth, verilog, verify):
         command.add_parser(sub)
