@@ -3,12 +3,15 @@
 import copy as copy_module
 import pickle
 
+import numba
 import numpy as np
 import pytest
 
 import lnsim
 from lnsim.golden import FusedMadam, GoldenMadam, decode_bf16
+from lnsim.golden.datapath import _PARALLEL_MIN
 from lnsim.golden.fused import LUT_MAX_BITS
+from lnsim.golden.loops import _FUSED_CHUNK
 
 SPECIAL = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42, -3e-39, 3.3e38, -1e6, 6e-8], np.float32)
 
@@ -54,6 +57,87 @@ def test_fused_step_equals_golden_madam_step_and_decoder(bits, base, grad_format
     assert fused.step([np.full(s, np.nan, np.float32) for s in shapes]).nan == sum(np.prod(s) for s in shapes)
 
 
+def _grads_with_specials_at_chunk_edges(rng, shapes):
+    """Gradients for ``shapes`` with NaN, +-Inf and the other special values around every chunk boundary of
+    the flat buffer."""
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = rng.standard_normal(sum(sizes)).astype(np.float32)
+    for edge in range(_FUSED_CHUNK, flat.size, _FUSED_CHUNK):
+        flat[edge - SPECIAL.size // 2: edge - SPECIAL.size // 2 + SPECIAL.size] = SPECIAL
+    return [g.reshape(s) for g, s in zip(np.split(flat, np.cumsum(sizes)[:-1]), shapes)]
+
+
+@pytest.mark.parametrize("grad_format", ["bfloat16", "float16", "float32"])
+@pytest.mark.parametrize("bits", [8, LUT_MAX_BITS, LUT_MAX_BITS + 2])
+def test_parallel_step_equals_serial_step_and_golden_madam(bits, grad_format):
+    """The threaded step, at any thread count, gives the serial step's and GoldenMadam's bits and counts.
+
+    At 8 bits a rung moves most bfloat16 weights (at 16, one rung is far below a bfloat16 step)."""
+    spec = _spec(bits, "natural", grad_format)
+    # Tensors ending just before, on and after chunk boundaries; sigma_star segments crossing them.
+    shapes = [(_FUSED_CHUNK - 1,), (3, 7), (_FUSED_CHUNK + 5,), (2 * _FUSED_CHUNK + 300,), (17,)]
+    sigmas = [0.5, 0.5, 2.0, 2.0, 1e-3]
+    assert sum(np.prod(s) for s in shapes) >= _PARALLEL_MIN  # large enough for the threads to run
+    parallel = FusedMadam(_tensors(spec, shapes, sigmas, seed=bits), parallel=True)
+    serial = FusedMadam(_tensors(spec, shapes, sigmas, seed=bits))
+    plain = _tensors(spec, shapes, sigmas, seed=bits)
+    if bits <= LUT_MAX_BITS:
+        assert parallel._fused[0].targetoptions["parallel"] and not serial._fused[0].targetoptions["parallel"]
+    rng = np.random.default_rng(2)
+    threads = numba.get_num_threads()
+    try:
+        for step in range(4):
+            numba.set_num_threads(1 + step % min(2, numba.config.NUMBA_NUM_THREADS))
+            grads = _grads_with_specials_at_chunk_edges(rng, shapes)
+            eta_rungs = 1 + step % 3
+            before = parallel._wbits.copy()
+            got = parallel.step(grads, eta_rungs)
+            if bits == 8:
+                assert np.count_nonzero(parallel._wbits != before) > before.size // 4
+            assert serial.step(grads, eta_rungs) == got
+            stats = [t.step(g, eta_rungs=eta_rungs) for t, g in zip(plain, grads)]
+            assert got == lnsim.StepStats(nan=sum(s.nan for s in stats), inf=sum(s.inf for s in stats))
+            assert got.nan >= 2 * 4 and got.inf >= 2 * 4  # SPECIAL at four chunk edges
+            np.testing.assert_array_equal(parallel.k, serial.k)
+            np.testing.assert_array_equal(parallel.state, serial.state)
+            for a, b, w, ws in zip(parallel.tensors, plain, parallel.weights, serial.weights):
+                np.testing.assert_array_equal(a.k, b.k)
+                np.testing.assert_array_equal(a.state, b.state)
+                np.testing.assert_array_equal(w.view(np.uint32), ws.view(np.uint32))
+                np.testing.assert_array_equal(w.view(np.uint32) >> 16, decode_bf16(spec.fmt, b.sign, b.k, b.sigma_star))
+    finally:
+        numba.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("grad_format", ["bfloat16", "float16", "float32"])
+def test_step_with_gradients_written_into_grads_equals_step_with_arrays(grad_format, parallel):
+    spec = _spec(LUT_MAX_BITS, "natural", grad_format)
+    shapes, sigmas = [(3, _FUSED_CHUNK // 3), (5,), (_FUSED_CHUNK + 1,)], [0.5, 0.5, 3.0]
+    direct = FusedMadam(_tensors(spec, shapes, sigmas, seed=3), parallel=parallel)
+    copied = FusedMadam(_tensors(spec, shapes, sigmas, seed=3), parallel=parallel)
+    assert [g.shape for g in direct.grads] == shapes and all(g.dtype == np.float32 for g in direct.grads)
+    buffer = direct.grads[0].base
+    assert buffer.size == sum(g.size for g in direct.grads) and all(g.base is buffer for g in direct.grads)
+    rng = np.random.default_rng(4)
+    for step in range(3):
+        grads = [rng.standard_normal(s) * 1e-3 for s in shapes]  # float64: step(grads) rounds them to float32
+        grads[2][-SPECIAL.size:] = SPECIAL
+        for view, g in zip(direct.grads, grads):
+            np.copyto(view, g, casting="same_kind")
+        assert direct.step(None, 2) == copied.step(grads, 2)
+        np.testing.assert_array_equal(direct.k, copied.k)
+        np.testing.assert_array_equal(direct.state, copied.state)
+        for a, b in zip(direct.weights, copied.weights):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        for a, b in zip(copied.grads, grads):  # step(grads) leaves this step's float32 gradients in grads
+            np.testing.assert_array_equal(a, b.astype(np.float32))
+    assert direct.step(None) == copied.step(None)  # both step with the last gradients once more
+    np.testing.assert_array_equal(direct.k, copied.k)
+    np.testing.assert_array_equal(direct.state, copied.state)
+    assert direct.t == copied.t == 4
+
+
 def test_weights_before_any_step_are_decoded():
     spec = _spec(12, "natural", "bfloat16")
     ts = _tensors(spec, [(3, 4), (4,)], [0.25, 0.25], seed=0)
@@ -85,6 +169,13 @@ def test_tensors_become_views_of_the_flat_buffers():
 def test_construction_errors(make, message):
     with pytest.raises(lnsim.SpecError, match=message):
         FusedMadam(make(_spec(8, "natural", "bfloat16")))
+
+
+def test_parallel_must_be_a_bool():
+    ts = _tensors(_spec(8, "natural", "bfloat16"), [(2,)], [1.0], 0)
+    with pytest.raises(lnsim.SpecError, match=r"^parallel must be True or False, not 1$"):
+        FusedMadam(ts, parallel=1)
+    assert ts[0]._stepper() is None  # refused before the tensors were fused
 
 
 def test_step_errors_change_nothing():

@@ -2,8 +2,9 @@
 
 :func:`decode_element` computes the bfloat16 bit pattern of ``+-sigma_star * exp(-k * eta0)`` in integers
 only; :data:`decode_kernel` maps it over flat arrays (the API is :func:`lnsim.golden.decode_bf16`), and
-:data:`decode_lut_loop` reads a table of its results instead (the fused step's decoder,
-:class:`lnsim.golden.FusedMadam`). The plain-Python original stays importable as :func:`decode_element_py`.
+:data:`decode_lut_loop` (or :data:`decode_lut_range`, over a range of elements) reads a table of its results
+instead (the fused step's decoder, :class:`lnsim.golden.FusedMadam`). The plain-Python original stays importable
+as :func:`decode_element_py`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["decode_element", "decode_element_py", "decode_kernel", "decode_lut_loop"]
+__all__ = ["decode_element", "decode_element_py", "decode_kernel", "decode_lut_loop", "decode_lut_range"]
 
 
 def _decode_element(sw, k, es, mus, pow2, m, h, LO_E, LO_MU, HI_E, HI_MU):
@@ -49,23 +50,33 @@ def _decode_loop(sign, k, out, es, mus, pow2, m, h, LO_E, LO_MU, HI_E, HI_MU):
         out[i] = decode_element(np.int64(sign[i]), np.int64(k[i]), es, mus, pow2, m, h, LO_E, LO_MU, HI_E, HI_MU)
 
 
-def _decode_lut_loop(sign, k, out, seg_ends, lut_offsets, LUT):
-    """``out[i] = LUT[lut_offsets[s] + k[i]] | sign[i] << 31`` over the segments ending at ``seg_ends``.
+def _decode_lut_range(sign, k, out, seg_ends, lut_offsets, LUT, lo, hi):
+    """``out[i] = LUT[lut_offsets[s] + k[i]] | sign[i] << 31`` for ``lo <= i < hi``, element i in segment s (the
+    segments end at ``seg_ends``, increasing).
 
     ``LUT`` holds, per segment, the decoder's bfloat16 bits of +sigma_star * exp(-k * eta0) for every code,
     shifted into the upper half of a float32 word (see :class:`lnsim.golden.FusedMadam`).
     """
-    start = 0
-    for s in range(seg_ends.shape[0]):
+    s = np.searchsorted(seg_ends, lo, side="right")  # the segment holding element lo
+    start = lo
+    while start < hi:
+        end = min(seg_ends[s], hi)
         base = np.uint64(lut_offsets[s])
-        for j in range(start, seg_ends[s]):
+        for j in range(start, end):
             i = np.uint64(j)
             out[i] = LUT[base + np.uint64(k[i])] | (np.uint32(sign[i]) << np.uint32(31))
-        start = seg_ends[s]
+        start = end
+        s += 1
+
+
+def _decode_lut_loop(sign, k, out, seg_ends, lut_offsets, LUT):
+    """:func:`decode_lut_range` over every element."""
+    decode_lut_range(sign, k, out, seg_ends, lut_offsets, LUT, 0, k.shape[0])
 
 
 decode_element_py = _decode_element
 decode_element = numba.njit(cache=True, nogil=True, inline="always")(_decode_element)
 # Parallel only: Numba's parfor lowering vectorises this loop, the plain loop not (2.5x slower on one thread).
 decode_kernel = numba.njit(cache=True, nogil=True, parallel=True)(_decode_loop)
+decode_lut_range = numba.njit(cache=True, nogil=True)(_decode_lut_range)
 decode_lut_loop = numba.njit(cache=True, nogil=True)(_decode_lut_loop)

@@ -2,9 +2,13 @@
 
 The trainer's hot path. Float32 gradients go in; the step quantises them to the gradient format, runs the
 golden update over every element and decodes the new codes into float32 words holding the bit-true decoder's
-bfloat16 values, all in one call on one thread. A step is exactly :meth:`GoldenMadam.step` on every tensor
+bfloat16 values, all in one call, on one thread or (``parallel=True``) over Numba's threads. A step is exactly :meth:`GoldenMadam.step` on every tensor
 (same kernel, same step scalars) followed by :func:`lnsim.golden.decode_bf16` of the new codes;
-tests/test_golden_fused.py checks both bit for bit.
+tests/test_golden_fused.py checks both bit for bit, serial and parallel.
+
+Gradients either come as arrays (``step(grads)`` copies them into the flat float32 buffer) or are written by
+the caller straight into that buffer's per-tensor views, :attr:`FusedMadam.grads` (e.g. PyTorch's
+``torch.from_numpy(view).copy_(p.grad)``), and ``step(None)`` steps with them: no second copy.
 
 Decoding reads a per-tensor table of the decoder's output for every code (built once with
 :func:`decode_bf16` itself, so there is no second formula): a weight's value depends only on its sign, its code
@@ -19,10 +23,10 @@ import numpy as np
 from lnsim import tables
 from lnsim.codecs import grad_to_bits
 from lnsim.golden import decoder, loops
-from lnsim.golden.datapath import _constants, decode_bf16, grad_dtype, update_inplace
+from lnsim.golden.datapath import _PARALLEL_MIN, _constants, decode_bf16, grad_dtype, update_inplace
 from lnsim.golden.madam import GoldenMadam, StepStats
 from lnsim.spec import GradFormat
-from lnsim.validation import SpecError
+from lnsim.validation import SpecError, check_bool
 
 __all__ = ["FusedMadam", "LUT_MAX_BITS"]
 
@@ -38,15 +42,21 @@ class FusedMadam:
     :class:`GoldenMadam` still shows its own tensor) and their ``t`` follows this object's. While this object
     lives, only :meth:`step` steps them: :meth:`GoldenMadam.step` of a member raises, as does a second
     FusedMadam over one of them. ``weights`` are float32 arrays, one per tensor, holding the
-    decoded bfloat16 values of the current codes; :meth:`step` rewrites them in place.
+    decoded bfloat16 values of the current codes; :meth:`step` rewrites them in place. ``grads`` are float32
+    arrays, one per tensor (its shape), views of the flat gradient buffer :meth:`step` reads: write a step's
+    gradients there and call ``step(None)``.
 
     Parameters
     ----------
     tensors : list of GoldenMadam
         One spec and one ``t`` for all (the bias-correction term is per step, not per tensor).
+    parallel : bool
+        Spread each step over Numba's threads (as many as :func:`numba.get_num_threads` gives at the call)
+        when the tensors hold 2**15 elements or more; the results are the same bits either way.
     """
 
-    def __init__(self, tensors: list[GoldenMadam]):
+    def __init__(self, tensors: list[GoldenMadam], *, parallel: bool = False):
+        parallel = check_bool("parallel", parallel)
         tensors = list(tensors)
         if not tensors or not all(isinstance(t, GoldenMadam) for t in tensors):
             raise SpecError(f"tensors must be a non-empty list of GoldenMadam, not {tensors!r}")
@@ -61,6 +71,7 @@ class FusedMadam:
         self.spec = spec
         self.tensors = tensors
         self.t = tensors[0].t
+        self.parallel = parallel
         sizes = [t.k.size for t in tensors]
         ends = np.cumsum(sizes)
         self._slices = [slice(int(e - n), int(e)) for e, n in zip(ends, sizes)]
@@ -77,6 +88,8 @@ class FusedMadam:
             t.sign, t.k, t.state = (a[sl].reshape(t.k.shape) for a in (self.sign, self.k, self.state))
             t._fuse(self)
         self._grad = np.zeros(n, np.float32)
+        self.grads = [self._grad[sl].reshape(t.k.shape) for t, sl in zip(tensors, self._slices)]
+        self._threads = parallel and n >= _PARALLEL_MIN
         self._grad_bits = (self._grad.view(np.uint32) if spec.cfg.grad_format is GradFormat.FLOAT32
                            else np.zeros(n, grad_dtype(spec)))
         self._wbits = np.zeros(n, np.uint32)
@@ -87,7 +100,8 @@ class FusedMadam:
         W, MB, WM, EMAX, s, F, a, SSTAR, KMAX = _constants(spec)
         self._fused = None
         if self._lut is not None:
-            fused = loops.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec))
+            fused = loops.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec),
+                                         parallel=self._threads)
             convert = spec.cfg.grad_format is GradFormat.BFLOAT16
             self._fused = (fused, (self.sign, self.k, self._grad.view(np.uint32), convert, self._grad_bits, self.state),
                            (np.int32(SSTAR), np.int32(KMAX), self._wbits, *self._lut))
@@ -121,18 +135,16 @@ class FusedMadam:
                               dtype=np.uint32)
 
     def step(self, grads, eta_rungs: int | None = None) -> StepStats:
-        """One B-bit Madam step of every tensor with float gradients ``grads`` (one array per tensor, its shape).
+        """One B-bit Madam step of every tensor with float gradients: ``grads`` (one array per tensor, its shape),
+        or, if ``grads`` is None, the float32 values already in :attr:`grads`.
 
+        ``step(grads)`` copies the arrays into :attr:`grads` first (converting them to float32); ``step(None)``
+        reads them as they are. Either way :attr:`grads` keep this step's float32 gradients afterwards.
         ``eta_rungs`` (default: the spec's eta / eta0) is this step's learning rate in whole rungs. Returns the
         NaN and +-Inf gradient counts over all tensors; ``weights`` then hold the new decoded values.
         """
-        grads = list(grads)
-        if len(grads) != len(self.tensors):
-            raise SpecError(f"grads must hold {len(self.tensors)} arrays (one per tensor), not {len(grads)}")
-        for i, (sl, t, g) in enumerate(zip(self._slices, self.tensors, grads)):
-            if np.shape(g) != t.k.shape:
-                raise SpecError(f"grads[{i}] must have shape {t.k.shape}, not {np.shape(g)}")
-            self._grad[sl] = np.reshape(g, -1)
+        if grads is not None:
+            self._copy_grads(list(grads))
         spec = self.spec
         log_eta = tables.log_eta_term(spec, eta_rungs)
         log_bc = tables.bias_correction_term(spec, self.t + 1)
@@ -146,9 +158,19 @@ class FusedMadam:
             if fmt is GradFormat.BFLOAT16:
                 self._grad_bits[:] = grad_to_bits(self._grad, fmt)
             n_nan, n_inf = update_inplace(spec, self.sign, self.k, self._grad_bits, self.state, log_eta=log_eta,
-                                          log_bc=log_bc, parallel=False)
+                                          log_bc=log_bc, parallel=self.parallel)
             self._decode()
         self.t += 1
         for t in self.tensors:
             t.t = self.t
         return StepStats(nan=int(n_nan), inf=int(n_inf))
+
+    def _copy_grads(self, grads: list) -> None:
+        """Check ``grads`` (count, shapes) and copy them into the flat buffer; nothing is written on an error."""
+        if len(grads) != len(self.tensors):
+            raise SpecError(f"grads must hold {len(self.tensors)} arrays (one per tensor), not {len(grads)}")
+        for i, (t, g) in enumerate(zip(self.tensors, grads)):
+            if np.shape(g) != t.k.shape:
+                raise SpecError(f"grads[{i}] must have shape {t.k.shape}, not {np.shape(g)}")
+        for view, g in zip(self.grads, grads):
+            view[...] = g
