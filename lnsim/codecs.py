@@ -11,10 +11,21 @@ import math
 import numba
 import numpy as np
 
-from lnsim.spec import GradFormat, LNSFormat
+from lnsim.spec import GradFormat, LNSFormat, Spec
 from lnsim.validation import SpecError, check_enum
 
-__all__ = ["encode", "decode", "grad_to_bits", "float32_to_bfloat16_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
+__all__ = ["INIT_DEPTH", "init_depth_rungs", "encode", "decode", "grad_to_bits", "float32_to_bfloat16_bits", "bits_to_grad", "pack", "unpack", "check_codes", "check_sigma_star"]
+
+
+#: Depth in nepers over which initial codes spread (:func:`init_depth_rungs`): the paper's 12-bit ladder,
+#: (2**12 - 1) * 0.001, a dynamic range of exp(4.095) = 60.
+INIT_DEPTH = 4.095
+
+
+def init_depth_rungs(spec: Spec) -> int:
+    """Largest initial code of a fresh tensor (the trainers' and LNSMadam's ``uniform-rungs``, the cap of
+    ``quantized``): ``min(2**B - 1, floor(INIT_DEPTH / eta0))``."""
+    return int(min(spec.fmt.code_max, math.floor(INIT_DEPTH / spec.fmt.eta0 + 1e-9)))
 
 
 def check_sigma_star(sigma_star) -> float:

@@ -177,7 +177,7 @@ def test_fidelity_sweep(tmp_path, capsys):
     (["--bits", "25"], "grid point bits=25 base=natural eta0=0.001: bits must be an integer in 2..24, not 25"),
     (["--bits", "16", "--eta0", "0.004"], "grid point bits=16 base=natural eta0=0.004: bits=16 with eta0=0.004 gives"),
     (["--eta", "0.01", "--eta0", "0.004"], "grid point bits=12 base=natural eta0=0.004 eta=0.01: eta must be a whole"),
-    (["--dataset", "mnist"], "dataset must be one of digits, iris, wine, breast_cancer, not 'mnist'"),
+    (["--dataset", "mnist"], "dataset must be one of digits, iris, wine, breast_cancer, mnist1d, not 'mnist'"),
     (["--data", "missing.npz"], "data must be an existing .npz file"),
     (["--grid", "missing.toml"], "grid must be a readable file, not 'missing.toml' (No such file or directory)"),
     (["--epochs", "0"], "epochs must be an integer >= 1, not 0"),

@@ -127,7 +127,7 @@ def test_resume_with_other_options_is_refused(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--optimizer", "rmsprop"], "optimizer must be one of lns-madam, madam, adam, sgd, not 'rmsprop'"),
-    (["--dataset", "mnist"], "dataset must be one of digits, iris, wine, breast_cancer, not 'mnist'"),
+    (["--dataset", "mnist"], "dataset must be one of digits, iris, wine, breast_cancer, mnist1d, not 'mnist'"),
     (["--bits", "8", "--eta0", "0.016", "--eta", "0.02"], "eta must be a whole multiple of eta0=0.016"),
     (["--bits", "25"], "bits must be an integer in 2..24, not 25"),
     (["--epochs", "0"], "epochs must be an integer >= 1, not 0"),
@@ -185,5 +185,5 @@ def test_train_config_from_options_is_what_the_command_line_builds():
     assert TrainConfig.from_options(spec) == TrainConfig(spec=spec)  # every default from the fields
     with pytest.raises(ValueError, match="give --dataset or --data, not both"):
         TrainConfig.from_options(spec, dataset="iris", data="x.npz")
-    with pytest.raises(ValueError, match="training option must be one of optimizer, dataset"):
+    with pytest.raises(ValueError, match="training option must be one of optimizer, model, task, dataset"):
         TrainConfig.from_options(spec, epoch=3)

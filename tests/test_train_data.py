@@ -67,7 +67,7 @@ def test_bad_data(X, y, kw, message):
 
 
 def test_bad_sources(tmp_path):
-    with pytest.raises(ValueError, match="dataset must be one of digits, iris, wine, breast_cancer or an .npz file path"):
+    with pytest.raises(ValueError, match="dataset must be one of digits, iris, wine, breast_cancer, mnist1d or an .npz file path"):
         load_dataset("mnist")
     with pytest.raises(ValueError, match="no such file"):
         load_dataset(str(tmp_path / "missing.npz"))

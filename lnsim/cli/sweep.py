@@ -23,7 +23,7 @@ __all__ = ["add_parser", "run", "SWEEP_TRAINING"]
 SWEEP_TRAINING = tuple(o for o in TRAIN_OPTIONS if o.name not in ("optimizer", "lr", "momentum"))
 
 _DESCRIPTION = """\
-Train B-bit Madam (lnsim train's MLP and defaults) at every point of a grid of specs and every seed, plus FP32
+Train B-bit Madam (lnsim train's model, the MLP unless --model or --task says otherwise, and its defaults) at every point of a grid of specs and every seed, plus FP32
 Madam once per seed (and per beta/bias correction) as the reference, in parallel worker processes (joblib; --backend dask for a cluster).
 Every spec option takes a list (--eta0 0.001,0.004) or an inclusive integer range (--bits 6:12, --bits 4:16:2);
 --dynamic-range R derives eta0 per bit width as ln(R)/(2**bits - 1). Unless given, eta is the whole number of
@@ -139,7 +139,7 @@ def run(args, *, on_record=None) -> int:
     else:
         table = outputs.rows(tasks, records, outputs.TRAIN_FIELDS)
         head = table[0]
-        title = (f"B-bit Madam on {head['dataset']} ({head['model']} MLP, {head['epochs']} epochs, "
+        title = (f"B-bit Madam on {head['dataset']} ({outputs.model_label(head['model'])}, {head['epochs']} epochs, "
                  f"{len({r['seed'] for r in table})} seeds)")
         text = outputs.training_summary(table, title=title)
         files = [*outputs.write_rows(args.out, "results", table, outputs.TRAIN_FIELDS),

@@ -1,4 +1,4 @@
-"""``lnsim train``: train the MLP with B-bit Madam or a float baseline, report, save, plot."""
+"""``lnsim train``: train the MLP, a CNN or a task's PyTorch model with B-bit Madam or a float baseline, report, save, plot."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from lnsim.train.config import THREADS, TRAIN_OPTIONS, TrainConfig, check_thread
 __all__ = ["add_parser", "run", "config_from_args"]
 
 _DESCRIPTION = """\
-Train a NumPy MLP (float32 forward and backward, ReLU, softmax cross-entropy) on a bundled scikit-learn data
-set or an .npz file. lns-madam holds every weight and bias only as frozen signs and B-bit codes (per-tensor
+Train a NumPy MLP (float32 forward and backward, ReLU, softmax cross-entropy) on a bundled data set or an
+.npz file; or, with PyTorch, a small CNN (--model cnn1d, e.g. on --dataset mnist1d; --model cnn2d on digits as
+8x8 images) or your own model and data (--task module:function, see docs/torch.md). lns-madam holds every
+weight and bias only as frozen signs and B-bit codes (per-tensor
 sigma_star), decoded for the forward pass by the bit-true decoder and updated only by the golden integer
 datapath; madam (float Madam with the spec's eta, eta_star and beta), adam and sgd are the float baselines on
 the same model, split and seeds. eta decays toward eta0 in whole rungs when the training loss plateaus.
@@ -19,7 +21,7 @@ Prints a table per seed; optional JSON, PNG and checkpoints (resume with the sam
 
 def add_parser(sub) -> None:
     """Register ``train`` on ``sub`` (from ``add_subparsers``): the spec's flags, :data:`TRAIN_OPTIONS`, output."""
-    p = sub.add_parser("train", parents=[spec_parent()], help="train an MLP with B-bit Madam or a baseline",
+    p = sub.add_parser("train", parents=[spec_parent()], help="train an MLP, a CNN or your PyTorch model with B-bit Madam or a baseline",
                        description=_DESCRIPTION)
     g = p.add_argument_group("training")
     for opt in TRAIN_OPTIONS:

@@ -15,7 +15,8 @@ from lnsim.spec import FIELD_NAMES
 from lnsim.sweep.tasks import is_reference
 from lnsim.train.report import mean_std
 
-__all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_summary", "fidelity_summary"]
+__all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_summary", "fidelity_summary",
+           "model_label"]
 
 # The spec's columns: these first, in this order, then any other input of the spec.
 _FIRST = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range", "eta", "eta_rungs", "eta_star",
@@ -84,6 +85,12 @@ def _eta0(row) -> str:
     return f"{row['eta0']:.4g}"
 
 
+def model_label(model: str) -> str:
+    """A row's model as a title says it: the MLP's layer sizes as ``"64-128-10 MLP"``, a PyTorch model's
+    description as it is."""
+    return f"{model} MLP" if model[:1].isdigit() else model
+
+
 def training_summary(table: list[dict], *, title: str) -> str:
     """The Markdown summary of a training sweep: one row per point, test accuracy in % as mean +- standard
     deviation over seeds (ddof 1), the paired difference to FP32 Madam on the same seeds, saturated codes and
@@ -91,7 +98,7 @@ def training_summary(table: list[dict], *, title: str) -> str:
     by_key = {row["key"]: row for row in table}
     seeds = sorted({row["seed"] for row in table})
     lines = [f"# {title}", "",
-             f"{table[0]['dataset']}, {table[0]['model']} MLP, {table[0]['epochs']} epochs, seeds "
+             f"{table[0]['dataset']}, {model_label(table[0]['model'])}, {table[0]['epochs']} epochs, seeds "
              f"{', '.join(map(str, seeds))}; test accuracy in %, mean +- std over seeds; saturated codes: share of "
              f"weights at k = 0 and k = 2**B - 1 after training.", "",
              "| configuration | bits | eta0 | eta (rungs) | dynamic range | test accuracy | vs FP32 Madam (paired) "

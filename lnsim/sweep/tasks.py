@@ -16,7 +16,7 @@ import lnsim
 from lnsim.spec import Option, Spec
 from lnsim.spec.schema import bounds
 from lnsim.train.config import TrainConfig
-from lnsim.train.data import load_dataset
+from lnsim.train.runner import data_fingerprint
 from lnsim.validation import check_int
 
 __all__ = ["SWEEP_OPTIONS", "RESULT_FORMAT", "Task", "code_version", "task_key", "plan_training", "plan_fidelity", "run_task",
@@ -26,7 +26,8 @@ __all__ = ["SWEEP_OPTIONS", "RESULT_FORMAT", "Task", "code_version", "task_key",
 RESULT_FORMAT = 2
 
 #: Modules (relative to the lnsim package) whose source decides a result; their SHA-256 is part of every key.
-NUMERIC_SOURCES = ("validation.py", "spec", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train")
+NUMERIC_SOURCES = ("validation.py", "spec", "tables.py", "codecs.py", "reference.py", "fidelity.py", "golden", "train",
+                   "torch")
 #: Presentation-only modules of those folders: editing them does not invalidate stored results.
 _NOT_NUMERIC = ("spec/schema.py", "spec/__main__.py", "train/plots.py", "train/checkpoint.py")
 
@@ -131,7 +132,7 @@ def plan_training(points, train_options: dict, seeds, *, reference: bool = True)
     def config(spec, optimizer, seed):
         cfg = TrainConfig.from_options(spec, **train_options, optimizer=optimizer, seeds=1, seed=seed)
         if seed not in fingerprints:
-            fingerprints[seed] = load_dataset(cfg.dataset, seed=seed, test_size=cfg.test_size).fingerprint()
+            fingerprints[seed] = data_fingerprint(cfg, seed)
         return cfg
 
     def train_task(cfg, series, spec_fields, seed, reference_key):

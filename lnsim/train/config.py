@@ -16,13 +16,18 @@ from lnsim.train.optim import INITS, OPTIMIZERS
 from lnsim.train.schedule import DEFAULT_FACTOR, DEFAULT_PATIENCE, DEFAULT_THRESHOLD
 from lnsim.validation import SpecError, check_choice, check_int, check_interval, check_positive
 
-__all__ = ["TrainConfig", "TRAIN_OPTIONS", "THREADS", "DEFAULT_LR", "SCHEDULES", "MAX_SEEDS", "check_threads"]
+__all__ = ["TrainConfig", "TRAIN_OPTIONS", "THREADS", "DEFAULT_LR", "SCHEDULES", "MAX_SEEDS", "MODELS", "DEFAULT_HIDDEN",
+           "check_threads"]
 
 #: Learning rates of the additive baselines when ``lr`` is not given.
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.01}
 SCHEDULES = ("plateau", "constant")
 #: Most seeds one run takes.
 MAX_SEEDS = 1000
+#: The trainer's models: the NumPy MLP, and the PyTorch CNNs of :mod:`lnsim.torch.models`.
+MODELS = ("mlp", "cnn1d", "cnn2d")
+#: ``hidden`` of each model when none is given: the MLP's hidden widths, the CNNs' convolution channels.
+DEFAULT_HIDDEN = {"mlp": (128,), "cnn1d": (32, 32, 32), "cnn2d": (16, 32)}
 
 
 @dataclass(frozen=True)
@@ -32,13 +37,23 @@ class TrainConfig:
     ``spec`` drives B-bit Madam, and float Madam takes its eta, eta_star, beta and bias correction; Adam and
     SGD take ``lr`` (default :data:`DEFAULT_LR`) and SGD ``momentum``. ``patience`` None with ``schedule``
     "constant" keeps the learning rate fixed. ``dataset`` is a bundled data set or an ``.npz`` path.
+
+    ``model`` is one of :data:`MODELS`; ``hidden`` its widths (None: :data:`DEFAULT_HIDDEN`). ``task``, a
+    ``module:function`` (:mod:`lnsim.train.torch_task`), replaces model and data: then ``model`` is None and
+    ``dataset`` the task's name. Every model but the MLP trains with PyTorch (``lnsim[torch]``).
     """
 
     spec: Spec
     optimizer: str = field(default="lns-madam", metadata=option(
         name="optimizer", kind=str, range=" | ".join(OPTIMIZERS), help=" | ".join(OPTIMIZERS) + " (default {default})"))
+    model: str | None = field(default="mlp", metadata=option(
+        name="model", kind=str, range=" | ".join(MODELS),
+        help="mlp (NumPy), cnn1d or cnn2d (PyTorch, pip install \"lnsim[torch]\") (default {default})"))
+    task: str | None = field(default=None, metadata=option(
+        name="task", kind=str, metavar="MODULE:FUNCTION", range="module:function or file.py:function",
+        help="your own PyTorch model and data instead of --model/--dataset (see docs/torch.md)"))
     dataset: str = "digits"
-    hidden: tuple = (128,)
+    hidden: tuple | None = None
     epochs: int = field(default=100, metadata=option(
         name="epochs", kind=int, range=">= 1", help="epochs (default {default})"))
     batch_size: int = field(default=32, metadata=option(
@@ -73,7 +88,12 @@ class TrainConfig:
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("init", self.init, INITS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        object.__setattr__(self, "hidden", tuple(check_int("hidden sizes", h, 1, 65536) for h in self.hidden))
+        if self.task is None:
+            check_choice("model", self.model, MODELS)
+        elif not isinstance(self.task, str) or self.model is not None:
+            raise SpecError(f"a task replaces the model: give model=None with task={self.task!r}")
+        hidden = DEFAULT_HIDDEN.get(self.model, ()) if self.hidden is None else self.hidden
+        object.__setattr__(self, "hidden", tuple(check_int("hidden sizes", h, 1, 65536) for h in hidden))
         check_int("epochs", self.epochs, 1)
         check_int("batch_size", self.batch_size, 1)
         seeds = tuple(check_int("seed", s, 0, 2**63 - 1) for s in self.seeds)
@@ -104,18 +124,30 @@ class TrainConfig:
         if "dataset" in options and options["dataset"] is not None and o["data"] is not None:
             raise SpecError("give --dataset or --data, not both")
         dataset = o["data"] if o["data"] is not None else o["dataset"]
-        if o["data"] is None:
+        if o["task"] is not None:
+            given = [name for name in ("model", "dataset", "data", "hidden") if options.get(name) is not None]
+            if given:
+                raise SpecError(f"--task brings its own model and data: give --task or --{given[0]}, not both")
+            if not isinstance(o["task"], str) or ":" not in o["task"]:
+                raise SpecError(f"task must be module:function or path/to/file.py:function, not {o['task']!r}")
+            o["model"], dataset = None, o["task"]
+        elif o["data"] is None:
             check_choice("dataset", dataset, BUNDLED, hint=" (use --data FILE.npz for files)")
         n_seeds = check_int("seeds", o["seeds"], 1, MAX_SEEDS)
         first = check_int("seed", o["seed"], 0)
         fields = {name: o[name] for name in _FIELD_NAMES}
-        return cls(spec=spec, dataset=dataset, hidden=_hidden(o["hidden"]), seeds=tuple(range(first, first + n_seeds)),
-                   **fields)
+        hidden = None if o["hidden"] is None else _hidden(o["hidden"])
+        return cls(spec=spec, dataset=dataset, hidden=hidden, seeds=tuple(range(first, first + n_seeds)), **fields)
 
     @property
     def lns(self) -> bool:
         """True for B-bit Madam."""
         return self.optimizer == "lns-madam"
+
+    @property
+    def uses_torch(self) -> bool:
+        """True when PyTorch trains this configuration (a CNN or a task), False for the NumPy MLP."""
+        return self.model != "mlp"
 
     @property
     def effective_lr(self) -> float | None:
@@ -138,6 +170,8 @@ class TrainConfig:
         d = dict(d)
         d["spec"] = Spec.from_dict(d["spec"])
         d["hidden"] = tuple(d["hidden"])
+        d.setdefault("model", "mlp")  # saved before the CNNs
+        d.setdefault("task", None)
         d["seeds"] = tuple(d["seeds"])
         return cls(**d)
 
@@ -161,12 +195,16 @@ _FIELD_NAMES = tuple(_FIELD_OPTIONS)
 #: ``lnsim sweep``), in the order of the command line's flags.
 TRAIN_OPTIONS = (
     _FIELD_OPTIONS["optimizer"],
+    _FIELD_OPTIONS["model"],
+    _FIELD_OPTIONS["task"],
     Option(name="dataset", kind=str, default=TrainConfig.dataset, range=" | ".join(BUNDLED),
            help="bundled data set: " + ", ".join(BUNDLED) + " (default {default})"),
     Option(name="data", kind=str, metavar="FILE.npz", range=".npz path",
            help="your data instead: arrays X (samples x features), integer y, optional X_test, y_test"),
-    Option(name="hidden", kind=str, default=",".join(map(str, TrainConfig.hidden)), range="comma-separated widths",
-           help="hidden layer widths, comma-separated; '' for none (default {default})"),
+    Option(name="hidden", kind=str, range="comma-separated widths",
+           help="mlp: hidden layer widths, comma-separated, '' for none (default "
+                + ",".join(map(str, DEFAULT_HIDDEN["mlp"])) + "); cnn1d, cnn2d: convolution channels (default "
+                + "; ".join(",".join(map(str, DEFAULT_HIDDEN[m])) for m in MODELS[1:]) + ")"),
     _FIELD_OPTIONS["epochs"],
     _FIELD_OPTIONS["batch_size"],
     Option(name="seeds", kind=int, default=1, range=f"1..{MAX_SEEDS}", help="number of seeds (default {default})"),

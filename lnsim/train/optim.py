@@ -15,32 +15,22 @@ eta0 = 0.001 is 65.5 nepers deep) almost every weight would start near zero.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 
 from lnsim import reference
-from lnsim.codecs import encode
+from lnsim.codecs import INIT_DEPTH, encode, init_depth_rungs
 from lnsim.golden import FusedMadam, GoldenMadam
 from lnsim.spec import Spec
 from lnsim.validation import check_choice
 
 __all__ = ["INIT_DEPTH", "INITS", "OPTIMIZERS", "LNSParams", "FloatParams", "init_lns", "init_depth_rungs"]
 
-#: Depth in nepers over which initial codes spread: the paper's 12-bit ladder, (2**12 - 1) * 0.001,
-#: a dynamic range of exp(4.095) = 60.
-INIT_DEPTH = 4.095
-
 #: Initialisations of the codes.
 INITS = ("quantized", "uniform-rungs")
 
 #: Optimisers by their ``--optimizer`` name.
 OPTIMIZERS = ("lns-madam", "madam", "adam", "sgd")
-
-
-def init_depth_rungs(spec: Spec) -> int:
-    """Largest initial code: ``min(2**B - 1, floor(INIT_DEPTH / eta0))``."""
-    return int(min(spec.fmt.code_max, math.floor(INIT_DEPTH / spec.fmt.eta0 + 1e-9)))
 
 
 def init_lns(spec: Spec, w0, scales, init: str, sigma_scale: float, rng: np.random.Generator) -> list[GoldenMadam]:

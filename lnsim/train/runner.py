@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from lnsim.train.model import MLP
 from lnsim.train.optim import FloatParams, LNSParams, init_lns
 from lnsim.train.schedule import PlateauSchedule
 
-__all__ = ["HISTORY_KEYS", "RunState", "train", "train_epoch", "limit_threads"]
+__all__ = ["HISTORY_KEYS", "RunState", "train", "train_epoch", "limit_threads", "data_fingerprint"]
 
 #: Per-epoch series in ``RunState.history``. ``nonfinite_gradients``: NaN/Inf gradient elements seen in the epoch;
 #: ``skipped_steps``: float-optimiser steps skipped because a gradient was not finite (B-bit Madam never skips:
@@ -133,7 +134,7 @@ def train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
 
 @contextlib.contextmanager
 def limit_threads(n: int):
-    """Within the block, run the golden kernels (Numba) and BLAS on at most ``n`` threads.
+    """Within the block, run the golden kernels (Numba), BLAS and (if loaded) PyTorch on at most ``n`` threads.
 
     The trainer's tensors are small: on a busy machine, waking a second thread per small kernel costs more
     than the kernel.
@@ -142,6 +143,10 @@ def limit_threads(n: int):
 
     prev = numba.get_num_threads()
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    torch = sys.modules.get("torch")
+    prev_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(n)
     try:
         try:
             from threadpoolctl import threadpool_limits
@@ -153,6 +158,8 @@ def limit_threads(n: int):
             yield
     finally:
         numba.set_num_threads(prev)
+        if torch is not None:
+            torch.set_num_threads(prev_torch)
 
 
 def train(config: TrainConfig, *, split: Split | None = None, resume: dict | None = None, save: str | None = None,
@@ -162,7 +169,9 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
     Parameters
     ----------
     split : Split, optional
-        The data; by default ``load_dataset(config.dataset, seed=...)`` per seed (the split depends on the seed).
+        The MLP's data; by default ``load_dataset(config.dataset, seed=...)`` per seed (the split depends on the
+        seed). PyTorch models (``config.uses_torch``) take their task's data
+        (:func:`lnsim.train.torch_task.make_task`).
     resume : dict, optional
         A loaded checkpoint (:func:`lnsim.train.checkpoint.load`); its configuration must equal ``config`` but for
         ``epochs``.
@@ -177,26 +186,27 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
     """
     if resume is not None:
         _check_resume(config, resume["config"])
+    backend = _torch_backend(config) if config.uses_torch else _MLP
     raw_runs = {r["meta"]["seed"]: r for r in (resume or {"runs": []})["runs"]}
     runs, data = [], []
     t0 = time.perf_counter()
     with limit_threads(threads):
         for seed in config.seeds:
-            s = split if split is not None else load_dataset(config.dataset, seed=seed, test_size=config.test_size)
+            s = split if split is not None and not config.uses_torch else backend.load(config, seed)
             if resume is not None and seed in raw_runs:
-                if raw_runs[seed]["meta"]["data"] != s.fingerprint():
+                if raw_runs[seed]["meta"]["data"] != backend.fingerprint(s):
                     raise ValueError(f"resume: the data of seed {seed} differs from the checkpoint's "
                                      f"(the data set or file changed)")
-                run = _restore_run(config, s, seed, raw_runs[seed])
+                run = backend.restore_run(config, s, seed, raw_runs[seed])
             else:
-                run = _new_run(config, s, seed)
-            run.data = s.fingerprint()
-            data.append(s.describe())
+                run = backend.new_run(config, s, seed)
+            run.data = backend.fingerprint(s)
+            data.append(backend.describe(s))
             runs.append(run)
             bar = _progress_bar(config, run, progress)
             try:
                 while run.epoch < config.epochs:
-                    train_epoch(run, config, s)
+                    backend.train_epoch(run, config, s)
                     if save is not None:
                         checkpoint.save(save, config.to_dict(), runs, config.spec)
                     _progress_update(bar, run)
@@ -208,8 +218,44 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
     return {"config": config, "data": data, "runs": runs, "seconds": time.perf_counter() - t0}
 
 
+class _Backend:
+    """How :func:`train` loads, starts, restores and steps the runs of one kind of model."""
+
+    def __init__(self, load, fingerprint, describe, new_run, restore_run, train_epoch):
+        self.load, self.fingerprint, self.describe = load, fingerprint, describe
+        self.new_run, self.restore_run, self.train_epoch = new_run, restore_run, train_epoch
+
+
+_MLP = _Backend(load=lambda config, seed: load_dataset(config.dataset, seed=seed, test_size=config.test_size),
+                fingerprint=Split.fingerprint, describe=Split.describe, new_run=_new_run, restore_run=_restore_run,
+                train_epoch=train_epoch)
+
+
+def _torch_backend(config: TrainConfig) -> _Backend:
+    """The PyTorch trainer (:mod:`lnsim.train.torch_runner`), or a one-line ValueError saying what to install."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        what = f"model {config.model}" if config.task is None else f"task {config.task}"
+        raise ValueError(f'{what} trains with PyTorch, which is not installed: pip install "lnsim[torch]"') from None
+    from lnsim.train import torch_runner
+    from lnsim.train.torch_task import make_task
+
+    return _Backend(load=make_task, fingerprint=lambda task: task.fingerprint, describe=lambda task: task.name,
+                    new_run=torch_runner.new_run, restore_run=torch_runner.restore_run,
+                    train_epoch=torch_runner.train_epoch)
+
+
+def data_fingerprint(config: TrainConfig, seed: int) -> str:
+    """The SHA-256 of the data seed ``seed`` of ``config`` trains on (a checkpoint or sweep result is tied to it);
+    ValueError (one line) for data that cannot be loaded."""
+    backend = _torch_backend(config) if config.uses_torch else _MLP
+    return backend.fingerprint(backend.load(config, seed))
+
+
 def _check_resume(config: TrainConfig, saved: dict) -> None:
     now = config.to_dict()
+    saved = {"model": "mlp", "task": None, **saved}  # checkpoints from before the CNNs: the MLP
     for key in now:
         if key == "epochs":
             continue
