@@ -7,7 +7,7 @@ recipe: eta0 = 4.095 / (2**B - 1)); eta is the spec's default, the whole rungs n
 Prints one Markdown table per task and, with ``--write FILE``, puts them in FILE between the markers
 ``<!-- torch table: python benchmarks/torch_table.py -->`` and ``<!-- end of torch table -->``.
 
-Usage: python benchmarks/torch_table.py [--seeds 5] [--epochs 60] [--jobs 2] [--out torch-table]
+Usage: python benchmarks/torch_table.py [--seeds 5] [--epochs 100] [--jobs 2] [--out torch-table]
        [--write docs/torch.md]
 """
 
@@ -51,7 +51,7 @@ def knee(results) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default 2)")
     p.add_argument("--out", default="torch-table")
     p.add_argument("--write", metavar="FILE", help="replace the table between the markers in FILE")
