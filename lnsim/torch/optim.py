@@ -18,7 +18,7 @@ import torch
 from lnsim.codecs import encode
 from lnsim.golden import FusedMadam, GoldenMadam, StepStats
 from lnsim.spec import SPEC_OPTIONS, Spec
-from lnsim.train.optim import init_depth_rungs
+from lnsim.codecs import init_depth_rungs
 from lnsim.validation import SpecError, check_choice, check_int, check_positive, is_real
 
 __all__ = ["LNSMadam", "INITS", "eta_rungs_for"]
@@ -68,7 +68,7 @@ class LNSMadam(torch.optim.Optimizer):
         at construction (the authors' ``p_scale``).
     init : {"nearest", "uniform-rungs"}
         ``"nearest"`` encodes the current weights to their nearest rungs; ``"uniform-rungs"`` (the paper's)
-        keeps their signs and draws codes uniformly over 0..:func:`lnsim.train.optim.init_depth_rungs`.
+        keeps their signs and draws codes uniformly over 0..:func:`lnsim.codecs.init_depth_rungs`.
     seed : int
         Seeds the codes of ``"uniform-rungs"`` (one stream over all parameters, in group order).
     **spec_options
