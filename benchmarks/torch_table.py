@@ -8,7 +8,7 @@ Prints one Markdown table per task and, with ``--write FILE``, puts them in FILE
 ``<!-- torch table: python benchmarks/torch_table.py -->`` and ``<!-- end of torch table -->``.
 
 Usage: python benchmarks/torch_table.py [--seeds 5] [--epochs 100] [--jobs 2] [--out torch-table]
-       [--write docs/torch.md]
+       [--write docs/torch.md] [--reuse]
 """
 
 from __future__ import annotations
@@ -55,11 +55,12 @@ def main(argv=None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default 2)")
     p.add_argument("--out", default="torch-table")
     p.add_argument("--write", metavar="FILE", help="replace the table between the markers in FILE")
+    p.add_argument("--reuse", action="store_true", help="read the rows whose JSON is already in --out instead of running them again")
     a = p.parse_args(argv)
     blocks = []
     for model, dataset in TASKS:
         common = ["--model", model, "--dataset", dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds)]
-        results = run_rows(ROWS, common, os.path.join(a.out, f"{model}-{dataset}"), jobs=a.jobs)
+        results = run_rows(ROWS, common, os.path.join(a.out, f"{model}-{dataset}"), jobs=a.jobs, reuse=a.reuse)
         r0 = results[0][1]
         blocks.append(table(results, f"{dataset}, {model} ({r0['model']}), batch {r0['batch_size']}, {a.epochs} "
                                      f"epochs, seeds 0..{a.seeds - 1}; test accuracy in %") + "\n\n" + knee(results))

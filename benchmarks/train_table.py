@@ -34,15 +34,20 @@ ROWS = [
 ]
 
 
-def run_rows(rows, common: list[str], out: str, jobs: int = 1) -> list[tuple[str, dict]]:
+def run_rows(rows, common: list[str], out: str, jobs: int = 1, reuse: bool = False) -> list[tuple[str, dict]]:
     """Run ``lnsim train`` once per row (its options + ``common``), ``jobs`` at a time in subprocesses when
-    ``jobs`` > 1; returns ``(label, JSON result)`` per row, in the rows' order."""
+    ``jobs`` > 1; returns ``(label, JSON result)`` per row, in the rows' order. With ``reuse``, a row whose JSON
+    is already in ``out`` (from an earlier run of the same script) is read instead of run again."""
     os.makedirs(out, exist_ok=True)
 
     def run(row):
         label, opts = row
         path = os.path.join(out, re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") + ".json")
         argv = [*opts, *common, "--no-progress", "--json", path]
+        if reuse and os.path.exists(path):
+            print("# read " + path + " (measured before: --reuse)", flush=True)
+            with open(path) as f:
+                return label, json.load(f)
         print("$ lnsim train " + shlex.join(argv), flush=True)
         if jobs > 1:
             done = subprocess.run([sys.executable, "-m", "lnsim.cli", "train", *argv], stdout=subprocess.DEVNULL)
