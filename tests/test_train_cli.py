@@ -187,3 +187,16 @@ def test_train_config_from_options_is_what_the_command_line_builds():
         TrainConfig.from_options(spec, dataset="iris", data="x.npz")
     with pytest.raises(ValueError, match="training option must be one of optimizer, model, task, dataset"):
         TrainConfig.from_options(spec, epoch=3)
+
+
+def test_resume_says_where_it_starts_and_refuses_fewer_epochs_than_done(tmp_path, capsys):
+    base = ["train", "--dataset", "iris", "--hidden", "4", "--no-progress"]
+    assert lnsim_main([*base, "--epochs", "3", "--save", str(tmp_path / "c.npz")]) == 0
+    capsys.readouterr()
+    assert lnsim_main([*base, "--epochs", "2", "--resume", str(tmp_path / "c.npz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["lnsim: error: resume: seed 0 of the checkpoint is already at epoch 3, past --epochs 2; give "
+                   "--epochs 3 or more to continue it"]
+    assert lnsim_main([*base, "--epochs", "4", "--resume", str(tmp_path / "c.npz"), "--json", str(tmp_path / "r.json")]) == 0
+    assert capsys.readouterr().err == "lnsim train: seed 0: resuming from epoch 3 of 4\n"
+    assert json.loads((tmp_path / "r.json").read_text())["config"]["epochs"] == 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from lnsim.cli.options import add_option, spec_from_args, spec_parent
 from lnsim.cli.output import write_json
 from lnsim.train.config import THREADS, TRAIN_OPTIONS, TrainConfig, check_threads
@@ -51,7 +53,8 @@ def run(args) -> int:
     config = config_from_args(args)
     threads = check_threads(args.threads)
     resume = checkpoint.load(args.resume) if args.resume else None
-    result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads)
+    result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads,
+                   log=lambda message: print(f"lnsim train: {message}", file=sys.stderr))
     summary = summarise(result)
     print(format_table(summary))
     if args.json:

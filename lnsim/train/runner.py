@@ -163,7 +163,7 @@ def limit_threads(n: int):
 
 
 def train(config: TrainConfig, *, split: Split | None = None, resume: dict | None = None, save: str | None = None,
-          progress: bool = False, threads: int = 1) -> dict:
+          progress: bool = False, threads: int = 1, log=None) -> dict:
     """Train every seed of ``config`` for ``config.epochs`` epochs (from a checkpoint if ``resume`` is given).
 
     Parameters
@@ -179,6 +179,8 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
         Checkpoint path, rewritten after every epoch.
     progress : bool
         Show a tqdm progress bar per seed on stderr (when stderr is a terminal).
+    log : callable(str), optional
+        Called with ``"seed 0: resuming from epoch 3 of 10"`` for each seed restored from ``resume``.
 
     Returns
     -------
@@ -186,6 +188,11 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
     """
     if resume is not None:
         _check_resume(config, resume["config"])
+        for r in resume["runs"]:
+            done = r["meta"]["epoch"]
+            if done > config.epochs:
+                raise ValueError(f"resume: seed {r['meta']['seed']} of the checkpoint is already at epoch {done}, past "
+                                 f"--epochs {config.epochs}; give --epochs {done} or more to continue it")
     backend = _torch_backend(config) if config.uses_torch else _MLP
     raw_runs = {r["meta"]["seed"]: r for r in (resume or {"runs": []})["runs"]}
     runs, data = [], []
@@ -198,6 +205,8 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
                     raise ValueError(f"resume: the data of seed {seed} differs from the checkpoint's "
                                      f"(the data set or file changed)")
                 run = backend.restore_run(config, s, seed, raw_runs[seed])
+                if log is not None:
+                    log(f"seed {seed}: resuming from epoch {run.epoch} of {config.epochs}")
             else:
                 run = backend.new_run(config, s, seed)
             run.data = backend.fingerprint(s)
