@@ -62,7 +62,7 @@ def main(argv=None) -> None:
         common = ["--model", model, "--dataset", dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds)]
         results = run_rows(ROWS, common, os.path.join(a.out, f"{model}-{dataset}"), jobs=a.jobs, reuse=a.reuse)
         r0 = results[0][1]
-        blocks.append(table(results, f"{dataset}, {model} ({r0['model']}), batch {r0['batch_size']}, {a.epochs} "
+        blocks.append(table(results, f"{dataset}, {r0['model']}, batch {r0['batch_size']}, {a.epochs} "
                                      f"epochs, seeds 0..{a.seeds - 1}; test accuracy in %") + "\n\n" + knee(results))
     text = "\n\n".join(blocks)
     print()
