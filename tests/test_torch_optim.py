@@ -87,6 +87,35 @@ def test_codes_equal_golden_madam_bit_for_bit(bits, base, grad_format):
     assert any((t.k != _golden_twin(p, spec).k).any() for p, t in zip(params, twins))  # the codes moved
 
 
+@pytest.mark.parametrize("grad_format", ["bfloat16", "float32"])
+def test_a_large_group_steps_on_threads_bit_for_bit(grad_format):
+    numba = pytest.importorskip("numba")
+    spec = Spec.from_options(bits=12, eta0=0.001, grad_format=grad_format)
+    params = _params([(190, 180), (180,)], seed=8) + _params([(40, 9)], seed=9, dtype=torch.float64)
+    assert sum(p.numel() for p in params) >= 2**15
+    twins = [_golden_twin(p, spec) for p in params]
+    opt = LNSMadam(params, spec=spec)
+    assert opt._fused[0]._threads  # the group is large enough for the threaded kernel
+    rng = np.random.default_rng(11)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    try:
+        for step in range(6):
+            grads = [_gradient(p.shape, rng, step) for p in params]
+            for p, g in zip(params, grads):
+                p.grad = torch.from_numpy(g.astype(np.float64) if p.dtype == torch.float64 else g.copy())
+            params[1].grad = None if step == 2 else params[1].grad  # no gradient: steps with zeros
+            opt.step()
+            grads[1] = np.zeros_like(grads[1]) if step == 2 else grads[1]
+            for twin, g in zip(twins, grads):
+                twin.step(g)
+    finally:
+        numba.set_num_threads(threads)
+    for p, twin in zip(params, twins):
+        _assert_same(opt, p, twin)
+    assert p.dtype == torch.float64 and params[0].data_ptr() == opt._fused[0].weights[0].ctypes.data
+
+
 def test_param_groups_with_their_own_formats_and_lr_schedules():
     params = _params(SHAPES, seed=1)
     before = [p.detach().clone() for p in params]

@@ -15,13 +15,12 @@ import math
 import numpy as np
 import torch
 
-from lnsim.codecs import encode
+from lnsim.codecs import encode, init_depth_rungs
 from lnsim.golden import FusedMadam, GoldenMadam, StepStats
 from lnsim.spec import SPEC_OPTIONS, Spec
-from lnsim.codecs import init_depth_rungs
 from lnsim.validation import SpecError, check_choice, check_int, check_positive, is_real
 
-__all__ = ["LNSMadam", "INITS", "eta_rungs_for"]
+__all__ = ["INITS", "LNSMadam", "eta_rungs_for"]
 
 #: Initialisations of the codes: encode the current weights, or draw codes uniformly over the rungs.
 INITS = ("nearest", "uniform-rungs")
@@ -98,6 +97,7 @@ class LNSMadam(torch.optim.Optimizer):
         self._rng = np.random.default_rng(check_int("seed", seed, 0))
         self._tensors = {}  # parameter -> its GoldenMadam
         self._fused = []  # per group: FusedMadam
+        self._plans = []  # per group, per parameter: (p, its gradient view, its weights view, its state)
         #: NaN and +-Inf gradient elements of the last step, and over all steps.
         self.last_stats = StepStats(nan=0, inf=0)
         self.total_stats = StepStats(nan=0, inf=0)
@@ -173,17 +173,26 @@ class LNSMadam(torch.optim.Optimizer):
         return GoldenMadam(sign, k, spec, sigma_star)
 
     def _attach(self, group: dict, tensors: list[GoldenMadam]) -> None:
-        """Fuse a group's tensors, point each parameter's state and data at the fused buffers."""
-        fused = FusedMadam(tensors)
+        """Fuse a group's tensors, point each parameter's state and data at the fused buffers.
+
+        Also builds the group's stepping plan: per parameter, the torch view of its slice of the fused
+        gradient buffer (``step`` copies ``p.grad`` straight into it) and, unless ``p.data`` is the fused
+        weights buffer itself, the torch view of its decoded weights to copy out.
+        """
+        fused = FusedMadam(tensors, parallel=True)
         self._fused.append(fused)
-        for p, t, w in zip(group["params"], tensors, fused.weights):
+        plan = []
+        for p, t, w, g in zip(group["params"], tensors, fused.weights, fused.grads):
             self._tensors[p] = t
             self.state[p] = {"sign": torch.from_numpy(t.sign.copy()), "k": torch.from_numpy(t.k),
                              "state": torch.from_numpy(t.state), "sigma_star": t.sigma_star, "step": t.t}
+            w = torch.from_numpy(w)
             if p.dtype == torch.float32 and p.is_contiguous():
-                p.data = torch.from_numpy(w)
+                p.data = w
             else:
-                p.data.copy_(torch.from_numpy(w))
+                p.data.copy_(w)
+            plan.append((p, torch.from_numpy(g), w, self.state[p]))
+        self._plans.append(plan)
 
     # -- stepping ----------------------------------------------------------------------------------------
 
@@ -193,39 +202,41 @@ class LNSMadam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One B-bit Madam step of every group with a gradient; returns the closure's loss (if given)."""
+        """One B-bit Madam step of every group with a gradient; returns the closure's loss (if given).
+
+        Each ``p.grad`` is copied once, converted to float32 by ``copy_``, into the group's fused gradient
+        buffer (``None`` as zeros); one compiled call then steps the group, over Numba's threads when it is
+        large (:class:`lnsim.golden.FusedMadam` with ``parallel=True``).
+        """
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
         nan = inf = 0
-        for index, (group, fused) in enumerate(zip(self.param_groups, self._fused)):
-            params = group["params"]
-            if all(p.grad is None for p in params):
+        for index, (group, fused, plan) in enumerate(zip(self.param_groups, self._fused, self._plans)):
+            if all(p.grad is None for p in group["params"]):
                 continue
             eta_rungs = self.eta_rungs(group)
-            grads = [self._grad(p, group, index, j) for j, p in enumerate(params)]
-            stats = fused.step(grads, eta_rungs)
+            for j, (p, g_view, _, _) in enumerate(plan):
+                g = p.grad
+                if g is None:
+                    g_view.zero_()
+                elif g.layout is not torch.strided or g.device.type != "cpu":
+                    raise SpecError(f"{self._describe(group, index, j)}: its gradient must be a "
+                                    f"dense CPU tensor, not {g.layout} on {g.device}")
+                else:
+                    g_view.copy_(g)
+            stats = fused.step(None, eta_rungs)
             nan += stats.nan
             inf += stats.inf
-            for p, w in zip(params, fused.weights):
-                self.state[p]["step"] = fused.t
-                if p.data.data_ptr() != w.ctypes.data:
-                    p.data.copy_(torch.from_numpy(w))
+            t = fused.t
+            for p, _, w, state in plan:
+                state["step"] = t
+                if p.data.data_ptr() != w.data_ptr():
+                    p.data.copy_(w)
         self.last_stats = StepStats(nan=nan, inf=inf)
         self.total_stats = StepStats(nan=self.total_stats.nan + nan, inf=self.total_stats.inf + inf)
         return loss
-
-    def _grad(self, p: torch.Tensor, group: dict, index: int, j: int) -> np.ndarray:
-        g = p.grad
-        if g is None:
-            return np.zeros(p.shape, np.float32)
-        if g.is_sparse or g.device.type != "cpu":
-            raise SpecError(f"{self._describe(group, index, j)}: its gradient must be a "
-                            f"dense CPU tensor, not {g.layout} on {g.device}")
-        if g.dtype != torch.float32:
-            g = g.to(torch.float32)
-        return g.numpy()
 
     # -- inspection --------------------------------------------------------------------------------------
 
@@ -287,6 +298,7 @@ class LNSMadam(torch.optim.Optimizer):
         # Replaces self.state with torch's copy; the fused buffers are rebuilt from it below.
         super().load_state_dict(saved)
         self._fused = []
+        self._plans = []
         self._tensors = {}
         for group, row in zip(self.param_groups, tensors):
             self._attach(group, row)
