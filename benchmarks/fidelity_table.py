@@ -2,12 +2,19 @@
 
 For each configuration: the share of rung steps equal to round((eta/eta0) * clamp(g/gbar, eta_star/eta))
 in float64 on the same quantised gradients, the count off by one, the largest error, and the ROM bits of
-the update tables. Usage: python benchmarks/fidelity_table.py [--n 1000000] [--steps 30]
+the update tables. With ``--write FILE`` (repeatable: README.md, docs/datapath.md) it puts the table into FILE
+between the markers ``<!-- table: python benchmarks/fidelity_table.py -->`` and ``<!-- end of table -->``
+(benchmarks/tables.py). Deterministic (seeded); about 40 s on one core, half that with ``--jobs 2``.
+
+Usage: python benchmarks/fidelity_table.py [--n 1000000] [--steps 30] [--seed 0] [--jobs 1] [--write FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+
+import tables
 
 from lnsim import LNSFormat, MadamConfig, Spec
 from lnsim.fidelity import measure
@@ -32,18 +39,37 @@ CONFIGS = [
 ]
 
 
+COMMAND = "python benchmarks/fidelity_table.py"
+
+
+def row(name, spec, n, steps, seed) -> str:
+    r = measure(spec, n=n, steps=steps, seed=seed)
+    return f"| {name} | {100 * r['exact']:.3f}% | {r['off_by_one']:,} | {r['max_error']} | {r['table_bits']:,} |"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="configurations measured at a time, in processes (default 1)")
+    ap.add_argument("--write", metavar="FILE", action="append", help="replace the table between the markers in FILE (repeatable)")
     args = ap.parse_args(argv)
-    print(f"{args.n:,} elements x {args.steps} steps, seed {args.seed}\n")
-    print("| configuration | exact | off by one | max error (rungs) | update table bits |")
-    print("|---|---|---|---|---|")
-    for name, spec in CONFIGS:
-        r = measure(spec, n=args.n, steps=args.steps, seed=args.seed)
-        print(f"| {name} | {100 * r['exact']:.3f}% | {r['off_by_one']:,} | {r['max_error']} | {r['table_bits']:,} |", flush=True)
+    lines = [f"{args.n:,} elements x {args.steps} steps, seed {args.seed}", "",
+             "| configuration | exact | off by one | max error (rungs) | update table bits |", "|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    jobs = [(name, spec, args.n, args.steps, args.seed) for name, spec in CONFIGS]
+    if args.jobs > 1:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+            rows = pool.map(row, *zip(*jobs))
+            for line in rows:
+                print(line, flush=True)
+                lines.append(line)
+    else:
+        for job in jobs:
+            lines.append(row(*job))
+            print(lines[-1], flush=True)
+    tables.write_each(args.write, COMMAND, "\n".join(lines))
 
 
 if __name__ == "__main__":

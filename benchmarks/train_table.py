@@ -2,9 +2,13 @@
 
 Runs ``lnsim train`` (same defaults everywhere: 64-128-10 MLP, batch 32, 100 epochs, plateau schedule, init
 quantized) for each configuration over the same seeds, writes each run's JSON into ``--out``, and prints a
-Markdown table with the mean and standard deviation over seeds and the paired difference to FP32 Madam.
+Markdown table with the mean and standard deviation over seeds and the paired difference to FP32 Madam. With
+``--write FILE`` (repeatable) it puts the table into FILE between the markers ``<!-- table: python
+benchmarks/train_table.py -->`` and ``<!-- end of table -->`` (benchmarks/tables.py): docs/train.md's full table,
+README.md's summary (its first columns). About 35 s on one core.
 
 Usage: python benchmarks/train_table.py [--seeds 5] [--epochs 100] [--dataset digits] [--out train-table]
+       [--jobs 1] [--reuse] [--write docs/train.md --write README.md]
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import subprocess
 import sys
 
 import numpy as np
+import tables
 
 from lnsim.cli import main as lnsim_main
+
+COMMAND = "python benchmarks/train_table.py"
 
 #: (label, options) of each row; 10 and 8 bits keep the 12-bit dynamic range by raising eta0 (the paper's way).
 ROWS = [
@@ -65,12 +72,18 @@ def run_rows(rows, common: list[str], out: str, jobs: int = 1, reuse: bool = Fal
     return [run(row) for row in rows]
 
 
-def table(results, title: str) -> str:
-    """The Markdown table of ``results`` (the first row is the reference of the paired differences)."""
+#: The columns of ``table``; README.md's summary shows the first five.
+COLUMNS = ["optimizer", "eta0", "eta", "test accuracy", "per seed", "vs FP32 Madam (paired)", "saturated codes", "seconds"]
+SUMMARY_COLUMNS = ["optimizer", "eta0", "eta", "test accuracy", "vs FP32 Madam (paired)"]
+
+
+def table(results, title: str | None, columns=COLUMNS) -> str:
+    """The Markdown table of ``results`` (the first row is the reference of the paired differences), with
+    ``columns`` (of ``COLUMNS``) and ``title`` and a blank line above it unless None."""
     ref = np.array(results[0][1]["test_accuracy"]["per_seed"])
-    lines = [title, "",
-             "| optimizer | eta0 | eta | test accuracy | per seed | vs FP32 Madam (paired) | saturated codes | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+    keep = [COLUMNS.index(c) for c in columns]
+    lines = [] if title is None else [title, ""]
+    lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for label, r in results:
         acc = 100 * np.array(r["test_accuracy"]["per_seed"])
         diff = acc - 100 * ref
@@ -80,8 +93,9 @@ def table(results, title: str) -> str:
         sat_txt = (f"{np.mean(sat['k0']) / sat['weights']:.1%} at k=0, {np.mean(sat['kmax']) / sat['weights']:.1%} "
                    f"at k=max") if sat else "-"
         vs = "-" if label == "FP32 Madam" else f"{diff.mean():+.2f} +- {diff.std(ddof=1):.2f}"
-        lines.append(f"| {label} | {eta0} | {eta} | {acc.mean():.2f} +- {acc.std(ddof=1):.2f} | "
-                     f"{' '.join(f'{x:.1f}' for x in acc)} | {vs} | {sat_txt} | {r['seconds']:.0f} |")
+        cells = [label, eta0, eta, f"{acc.mean():.2f} +- {acc.std(ddof=1):.2f}", " ".join(f"{x:.1f}" for x in acc),
+                 vs, sat_txt, f"{r['seconds']:.0f}"]
+        lines.append("| " + " | ".join(cells[i] for i in keep) + " |")
     return "\n".join(lines)
 
 
@@ -91,11 +105,18 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=100)
     p.add_argument("--dataset", default="digits")
     p.add_argument("--out", default="train-table")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, in subprocesses when more than 1 (default 1)")
+    p.add_argument("--reuse", action="store_true", help="read the rows whose JSON is already in --out instead of running them again")
+    p.add_argument("--write", metavar="FILE", action="append",
+                   help="replace the table between the markers in FILE (repeatable; README.md gets the summary)")
     a = p.parse_args(argv)
-    results = run_rows(ROWS, ["--dataset", a.dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds)], a.out)
+    results = run_rows(ROWS, ["--dataset", a.dataset, "--epochs", str(a.epochs), "--seeds", str(a.seeds)], a.out,
+                       jobs=a.jobs, reuse=a.reuse)
+    text = table(results, f"{a.dataset}, {results[0][1]['model']} MLP, batch {results[0][1]['batch_size']}, "
+                          f"{a.epochs} epochs, seeds 0..{a.seeds - 1}; test accuracy in %")
     print()
-    print(table(results, f"{a.dataset}, {results[0][1]['model']} MLP, batch {results[0][1]['batch_size']}, "
-                         f"{a.epochs} epochs, seeds 0..{a.seeds - 1}; test accuracy in %"))
+    print(text)
+    tables.write_each(a.write, COMMAND, table(results, None), readme=table(results, None, SUMMARY_COLUMNS))
 
 
 if __name__ == "__main__":
