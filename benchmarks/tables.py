@@ -22,6 +22,7 @@ __all__ = ["END", "Region", "regions", "replace", "write", "write_each", "compar
 
 BEGIN_RE = re.compile(r"^<!-- (machine-dependent )?table: (.+?) -->[ \t]*$", re.M)
 END = "<!-- end of table -->"
+END_RE = re.compile(r"^" + re.escape(END) + r"[ \t]*$", re.M)
 
 #: Column headers whose cells are times on the machine that ran the table: not compared.
 MACHINE_DEPENDENT_COLUMNS = ("seconds",)
@@ -47,16 +48,18 @@ def regions(doc: str) -> list[Region]:
         if m.start() < pos:
             raise ValueError(f"line {doc.count(chr(10), 0, m.start()) + 1}: table marker inside another table")
         line = doc.count("\n", 0, m.start()) + 1
-        end = doc.find(END, m.end())
-        if end < 0:
+        end_m = END_RE.search(doc, m.end())
+        if end_m is None:
             raise ValueError(f"line {line}: {m.group(0)} has no {END}")
+        end = end_m.start()
         nested = BEGIN_RE.search(doc, m.end(), end)
         if nested:
             raise ValueError(f"line {line}: {m.group(0)} has no {END} before the next table marker")
         found.append(Region(m.group(2), doc[m.end():end].strip("\n"), bool(m.group(1)), line))
         pos = end + len(END)
-    if doc.count(END) != len(found):
-        raise ValueError(f"{doc.count(END)} {END} markers for {len(found)} table markers")
+    ends = len(END_RE.findall(doc))
+    if ends != len(found):
+        raise ValueError(f"{ends} {END} markers for {len(found)} table markers")
     commands = [r.command for r in found]
     for c in set(commands):
         if commands.count(c) > 1:
@@ -72,7 +75,7 @@ def replace(doc: str, command: str, text: str) -> str:
     if start < 0:
         raise ValueError(f"no {begin} ... {END} markers")
     body = start + len(begin) + 1
-    end = doc.index(END, body)
+    end = END_RE.search(doc, body).start()
     return doc[:body] + text.strip("\n") + "\n" + doc[end:]
 
 
