@@ -50,6 +50,15 @@ OUTPUT_PATHS = [
     (["verilog", "-o", "{tmp}"], r"lnsim: error: output must be a writable file path, not '.*' \(a directory\)"),
     (["synth", "--sweep", "--plot", "-"], r"lnsim: error: plot must be a file path, not '-' \(only --json writes to stdout\)"),
     (["verilog", "--lint"], r"lnsim: error: lint needs -o FILE"),
+    (["train", "--json", "{missing}/r.json"], _UNWRITABLE.format(option="json", name=r"r\.json")),
+    (["train", "--plot", "{missing}/c.png"], _UNWRITABLE.format(option="plot", name=r"c\.png")),
+    (["train", "--save", "{missing}/c.npz"], _UNWRITABLE.format(option="save", name=r"c\.npz")),
+    (["train", "--plot", "{tmp}/curves"],
+     r"lnsim: error: plot must be a file name ending in \.png, \.pdf or \.svg, not '.*/curves'"),
+    (["synth", "--sweep", "--plot", "{tmp}/sweep.jpg"],
+     r"lnsim: error: plot must be a file name ending in \.png, \.pdf or \.svg, not '.*/sweep\.jpg'"),
+    (["info", "--base", "pow2"],
+     r"lnsim: error: base='pow2' needs frac_bits, the m of eta0 = ln2/2\*\*m: an integer in 0\.\.16"),
 ]
 
 
@@ -210,6 +219,22 @@ WARNINGS = [
         r"wrote .*/u\.v: module lnsim_update_unit, B=4 eta0=0\.1, 1 lane\(s\)"]),
     (["synth", "--bits", "8", "--json", "{missing}/s.json"], [
         r"lnsim: error: json must be a writable file path, .*"]),  # refused before the spec is looked at for warnings
+    (["train", "--eta0", "1e-9", "--epochs", "1", "--seeds", "1", "--json", "-"], [
+        _RANGE.format(r=r"1\.000004", fmt="B=12 eta0=1e-09"),
+        r"lnsim: warning: eta is the whole ladder, 4095 rungs .*",
+        r"lns-madam on digits: .*", r"model 64-128-10, batch 32, 1 epochs, B=12 eta0=1e-09, eta 4095 rungs, .*",
+        r"seed  test acc .*", r" +0 .*", r"test accuracy [\d.]+% \(1 seed\); [\d.]+ s", r"saturated codes .*"]),
+    (["train", "--optimizer", "adam", "--bits", "8", "--grad-format", "float16", "--epochs", "1", "--seeds", "1",
+      "--json", "{tmp}/r.json"], [
+        r"lnsim: warning: --bits, --grad-format have no effect with --optimizer adam: adam reads --lr, not the spec",
+        r"wrote .*/r\.json: results of 1 seed"]),
+    (["train", "--optimizer", "madam", "--state-bits", "28", "--eta", "0.02", "--epochs", "1", "--seeds", "1",
+      "--json", "{tmp}/r.json"], [
+        r"lnsim: warning: --state-bits has no effect with --optimizer madam: float Madam does not round gradients, "
+        r"state or logarithms as the datapath does",
+        r"wrote .*/r\.json: results of 1 seed"]),
+    (["train", "--optimizer", "madam", "--eta", "0.02", "--epochs", "1", "--seeds", "1", "--json", "{tmp}/r.json"],
+     [r"wrote .*/r\.json: results of 1 seed"]),
     (["info"], []),
     (["info", "--bits", "8", "--eta0", "0.016"], []),
     (["info", "--bits", "10", "--eta0", "0.004"], []),
@@ -223,6 +248,51 @@ def test_degenerate_specs_run_with_one_line_per_warning(argv, lines, tmp_path, c
     err = capsys.readouterr().err.splitlines()
     assert status == (2 if "error" in "".join(lines) else 0)
     assert len(err) == len(lines) and all(re.fullmatch(p, e) for p, e in zip(lines, err)), err
+
+
+# -- What train prints ---------------------------------------------------------------------------------------------
+
+def test_train_prints_its_header_first_and_one_line_per_written_file(tmp_path):
+    # stdout and stderr in one pipe, as a user's terminal or log shows them
+    r = subprocess.run([sys.executable, "-m", "lnsim.cli", "train", "--epochs", "2", "--seeds", "1", "--save",
+                        str(tmp_path / "c.npz"), "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "c.png")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[0] == "lns-madam on digits: 1347 train / 450 test, 64 features, 10 classes"
+    assert lines[1].startswith("model 64-128-10, batch 32, 2 epochs, B=12 eta0=0.001, eta 10 rungs")
+    assert re.fullmatch(r"test accuracy \d+\.\d\d% \(1 seed\); [\d.]+ s", lines[4]), lines  # no +- for one seed
+    assert lines[-3:] == [f"wrote {tmp_path / 'c.npz'}: checkpoint of 1 seed at epoch 2",
+                          f"wrote {tmp_path / 'r.json'}: results of 1 seed",
+                          f"wrote {tmp_path / 'c.png'}: loss and accuracy curves, code histograms"]
+    assert sorted(os.listdir(tmp_path)) == ["c.npz", "c.png", "r.json"]
+
+
+def test_the_header_comes_before_the_first_epoch(tmp_path):
+    from lnsim.spec import Spec
+    from lnsim.train.config import TrainConfig
+    from lnsim.train.runner import train
+
+    seen = []
+
+    def started(data, model):  # the checkpoint is written after every epoch: none yet
+        seen.append((data, model, os.path.exists(tmp_path / "c.npz")))
+
+    config = TrainConfig.from_options(Spec.from_options(), epochs=1, seeds=2)
+    train(config, save=str(tmp_path / "c.npz"), started=started)
+    assert seen == [("digits: 1347 train / 450 test, 64 features, 10 classes", "64-128-10", False)]
+    assert os.path.exists(tmp_path / "c.npz")
+
+
+def test_a_diverging_float_baseline_is_counted_not_a_numpy_warning():
+    r = subprocess.run([sys.executable, "-m", "lnsim.cli", "train", "--optimizer", "sgd", "--lr", "1e6", "--epochs",
+                        "2", "--seeds", "2"], capture_output=True, text=True)
+    assert (r.returncode, r.stderr) == (0, "")
+    last = r.stdout.splitlines()[-1]
+    assert re.fullmatch(r"non-finite gradients: [\d,]+ elements \(seed 0: [\d,]+, seed 1: [\d,]+\); \d+ steps skipped "
+                        r"\(seed 0: \d+, seed 1: \d+\): the float optimiser diverged \(a smaller learning rate\?\)",
+                        last), last
+    assert int(re.search(r"; (\d+) steps skipped", last).group(1)) > 0
 
 
 # -- Discoverability ----------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ FMT = LNSFormat(bits=12, eta0=0.001)
         (dict(bits=12, eta0=2.0), r"eta0 must be a finite number in \(0, 1\], not 2.0"),
         (dict(bits=12), r"eta0 must be given for base='natural'"),
         (dict(bits=12, eta0=0.001, base="log"), "base must be one of 'natural', 'pow2', not 'log'"),
-        (dict(bits=12, base="pow2"), "frac_bits must be an integer in 0..16, not None"),
+        (dict(bits=12, base="pow2"), r"base='pow2' needs frac_bits, the m of eta0 = ln2/2\*\*m: an integer in 0\.\.16"),
         (dict(bits=12, base="pow2", frac_bits=17), "frac_bits must be an integer in 0..16, not 17"),
         (dict(bits=12, eta0=0.001, frac_bits=3), "frac_bits applies only to base='pow2'"),
         (dict(bits=12, base="pow2", frac_bits=10, eta0=0.001), r"eta0 must be ln2/2\*\*frac_bits"),

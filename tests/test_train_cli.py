@@ -198,5 +198,6 @@ def test_resume_says_where_it_starts_and_refuses_fewer_epochs_than_done(tmp_path
     assert err == ["lnsim: error: resume: seed 0 of the checkpoint is already at epoch 3, past --epochs 2; give "
                    "--epochs 3 or more to continue it"]
     assert lnsim_main([*base, "--epochs", "4", "--resume", str(tmp_path / "c.npz"), "--json", str(tmp_path / "r.json")]) == 0
-    assert capsys.readouterr().err == "lnsim train: seed 0: resuming from epoch 3 of 4\n"
+    assert capsys.readouterr().err == (f"lnsim train: seed 0: resuming from epoch 3 of 4\n"
+                                       f"wrote {tmp_path / 'r.json'}: results of 1 seed\n")
     assert json.loads((tmp_path / "r.json").read_text())["config"]["epochs"] == 4

@@ -4,13 +4,15 @@ atomically (or to stdout for ``-``) with one-line errors naming the option, and 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from lnsim.files import atomic_write, check_writable
 from lnsim.spec import spec_warnings
 from lnsim.validation import SpecError
 
-__all__ = ["STDOUT", "check_outputs", "text_stream", "warn_spec", "write_json"]
+__all__ = ["STDOUT", "PLOT_FORMATS", "check_outputs", "check_plot_path", "text_stream", "warn_spec", "write_json",
+           "wrote"]
 
 #: The path that means standard output (``--json -``).
 STDOUT = "-"
@@ -31,6 +33,26 @@ def check_outputs(*, stdout_ok: tuple = ("json",), **paths) -> None:
             check_writable(path, option)
         except ValueError as e:
             raise SpecError(str(e)) from None
+
+
+#: Image formats a plot can be written in (matplotlib's, from the file name's extension).
+PLOT_FORMATS = ("png", "pdf", "svg")
+
+
+def check_plot_path(path: str | None, option: str = "plot") -> None:
+    """A SpecError unless ``path`` (None: not given) ends in one of :data:`PLOT_FORMATS`' extensions, which name
+    the format: matplotlib would otherwise add ``.png`` to a name without one and write another file."""
+    if path is None or path == STDOUT:
+        return
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        allowed = ", ".join(f".{e}" for e in PLOT_FORMATS[:-1]) + f" or .{PLOT_FORMATS[-1]}"
+        raise SpecError(f"{option} must be a file name ending in {allowed}, not {path!r}")
+
+
+def wrote(path: str, what: str) -> None:
+    """Say on stderr that ``path`` was written: ``wrote <path>: <what>``."""
+    print(f"wrote {path}: {what}", file=sys.stderr)
 
 
 def text_stream(json_path: str | None):

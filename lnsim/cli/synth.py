@@ -12,7 +12,7 @@ import io
 import sys
 
 from lnsim.cli.options import add_option, int_or_raw, spec_from_args, spec_parent, spec_values
-from lnsim.cli.output import check_outputs, text_stream, warn_spec, write_json
+from lnsim.cli.output import check_outputs, check_plot_path, text_stream, warn_spec, write_json
 from lnsim.files import atomic_write
 from lnsim.fpga import (SWEEP_BITS, SYNTH_OPTIONS, PlacementError, SynthError, check_sweep_jobs, check_synth_options,
                         format_report, format_sweep_row, plot_sweep, run_sweep, synthesize, write_sweep_csv)
@@ -80,6 +80,8 @@ def run(args) -> int:
                         timeout=args.timeout)
     jobs = check_sweep_jobs(args.jobs)
     spec = spec_from_args(args)
+    if args.sweep:
+        check_plot_path(args.plot)
     check_outputs(json=args.json, **({"csv": args.csv, "plot": args.plot} if args.sweep else {}))
     out = text_stream(args.json)
     opts = dict(target=args.target, seed=args.seed, freq_mhz=args.freq, keep=args.keep, timeout=args.timeout,

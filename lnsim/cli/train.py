@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from lnsim.cli.options import add_option, spec_from_args, spec_parent
-from lnsim.cli.output import write_json
-from lnsim.train.config import THREADS, TRAIN_OPTIONS, TrainConfig, check_threads
+from lnsim.cli.options import add_option, spec_from_args, spec_parent, spec_values
+from lnsim.cli.output import STDOUT, check_outputs, check_plot_path, text_stream, warn_spec, write_json, wrote
+from lnsim.train.config import THREADS, TRAIN_OPTIONS, TrainConfig, check_threads, ignored_spec_options
 
 __all__ = ["add_parser", "run", "config_from_args"]
 
@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     add_option(g, THREADS, default=THREADS.default)
     o = p.add_argument_group("output")
     o.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    o.add_argument("--plot", metavar="FILE.png", help="write loss/accuracy curves and code histograms")
+    o.add_argument("--plot", metavar="FILE.png", help="write loss/accuracy curves and code histograms (.png, .pdf or .svg)")
     o.add_argument("--save", metavar="FILE.npz", help="checkpoint after every epoch")
     o.add_argument("--resume", metavar="FILE.npz", help="continue from a checkpoint (give the original options)")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -45,22 +45,53 @@ def config_from_args(args) -> TrainConfig:
 
 
 def run(args) -> int:
-    """Train, print the table, write ``--json`` / ``--plot``; return the exit status (0)."""
+    """Check the outputs, warn about the spec, print the header, train, print the table, write ``--json`` /
+    ``--plot`` (one ``wrote`` line each on stderr); return the exit status (0)."""
     from lnsim.train import checkpoint
-    from lnsim.train.report import format_table, summarise
+    from lnsim.train.report import format_header, format_table, header_fields, summarise
     from lnsim.train.runner import train
 
     config = config_from_args(args)
     threads = check_threads(args.threads)
+    check_plot_path(args.plot)
+    check_outputs(json=args.json, plot=args.plot, save=args.save)
+    _warn_options(args, config)
     resume = checkpoint.load(args.resume) if args.resume else None
+    out = text_stream(args.json)
+
+    def started(data: str, model: str) -> None:  # before the progress bars: a pipe sees what runs at once
+        print(format_header(header_fields(config, model), data), file=out, flush=True)
+
     result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads,
-                   log=lambda message: print(f"lnsim train: {message}", file=sys.stderr))
+                   log=lambda message: print(f"lnsim train: {message}", file=sys.stderr), started=started)
     summary = summarise(result)
-    print(format_table(summary))
+    print(format_table(summary, header=False), file=out, flush=True)
+    seeds = f"{len(config.seeds)} seed{'s' if len(config.seeds) > 1 else ''}"
+    if args.save:
+        wrote(args.save, f"checkpoint of {seeds} at epoch {config.epochs}")
     if args.json:
         write_json(args.json, summary, indent=1)
+        if args.json != STDOUT:
+            wrote(args.json, f"results of {seeds}")
     if args.plot:
         from lnsim.train.plots import plot_run
 
         plot_run(result, summary, args.plot)
+        wrote(args.plot, "loss and accuracy curves" + (", code histograms" if config.lns else ""))
     return 0
+
+
+def _warn_options(args, config: TrainConfig) -> None:
+    """One warning line for the spec options the optimiser does not read, or the spec's own warnings
+    (:func:`lnsim.cli.output.warn_spec`) for B-bit Madam."""
+    given = [name for name, value in spec_values(args).items() if value is not None]
+    ignored = ignored_spec_options(config.optimizer, given)
+    if ignored:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        reads = "--lr" + (" and --momentum" if config.optimizer == "sgd" else "")
+        why = (f"{config.optimizer} reads {reads}, not the spec" if config.optimizer in ("adam", "sgd") else
+               "float Madam does not round gradients, state or logarithms as the datapath does")
+        print(f"lnsim: warning: {flags} {'has' if len(ignored) == 1 else 'have'} no effect with --optimizer "
+              f"{config.optimizer}: {why}", file=sys.stderr)
+    if config.lns:
+        warn_spec(config.spec)

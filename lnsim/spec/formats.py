@@ -113,6 +113,9 @@ class LNSFormat:
                 raise SpecError("eta0 must be given for base='natural' (a finite number in (0, 1])")
             _set(self, "eta0", check_positive("eta0", self.eta0, _BOUNDS["eta0"][1]))
         else:
+            if self.frac_bits is None:
+                lo, hi = _BOUNDS["frac_bits"]
+                raise SpecError(f"base='pow2' needs frac_bits, the m of eta0 = ln2/2**m: an integer in {lo}..{hi}")
             m = check_int("frac_bits", self.frac_bits, *_BOUNDS["frac_bits"])
             _set(self, "frac_bits", m)
             eta0 = LN2 / 2**m

@@ -16,7 +16,7 @@ from lnsim.train.optim import INITS, OPTIMIZERS
 from lnsim.train.schedule import DEFAULT_FACTOR, DEFAULT_PATIENCE, DEFAULT_THRESHOLD
 from lnsim.validation import SpecError, check_choice, check_int, check_interval, check_positive
 
-__all__ = ["TrainConfig", "TRAIN_OPTIONS", "THREADS", "DEFAULT_LR", "SCHEDULES", "MAX_SEEDS", "MODELS", "DEFAULT_HIDDEN",
+__all__ = ["TrainConfig", "TRAIN_OPTIONS", "DATAPATH_ONLY_OPTIONS", "ignored_spec_options", "THREADS", "DEFAULT_LR", "SCHEDULES", "MAX_SEEDS", "MODELS", "DEFAULT_HIDDEN",
            "check_threads"]
 
 #: Learning rates of the additive baselines when ``lr`` is not given.
@@ -28,6 +28,9 @@ MAX_SEEDS = 1000
 MODELS = ("mlp", "cnn1d", "cnn2d")
 #: ``hidden`` of each model when none is given: the MLP's hidden widths, the CNNs' convolution channels.
 DEFAULT_HIDDEN = {"mlp": (128,), "cnn1d": (32, 32, 32), "cnn2d": (16, 32)}
+#: Spec options that only the B-bit datapath reads: float Madam takes the ladder's eta0, eta, eta_star, beta and
+#: bias correction from the spec, but not how the hardware rounds gradients, state and logarithms.
+DATAPATH_ONLY_OPTIONS = ("grad_format", "state_bits", "log_frac_bits", "table_index_bits")
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,16 @@ _NAMES = tuple(o.name for o in TRAIN_OPTIONS)
 #: Threads of one ``lnsim train`` run (not part of the configuration: results do not depend on it).
 THREADS = Option(name="threads", kind=int, default=1, bounds=(1, 256),
                  help="threads for the kernels and BLAS (default {default})")
+
+
+def ignored_spec_options(optimizer: str, given) -> list[str]:
+    """The names in ``given`` (spec options a user set) that ``optimizer`` does not read: every one for Adam and
+    SGD, :data:`DATAPATH_ONLY_OPTIONS` for float Madam, none for B-bit Madam; in the order given."""
+    if optimizer in ("adam", "sgd"):
+        return list(given)
+    if optimizer == "madam":
+        return [name for name in given if name in DATAPATH_ONLY_OPTIONS]
+    return []
 
 
 def check_threads(value) -> int:

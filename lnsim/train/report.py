@@ -8,7 +8,7 @@ import numpy as np
 
 from lnsim import tables
 
-__all__ = ["summarise", "format_table", "mean_std"]
+__all__ = ["header_fields", "summarise", "format_header", "format_table", "mean_std"]
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -21,6 +21,34 @@ def _finite(x):
     return x if x is None or math.isfinite(x) else None
 
 
+def header_fields(config, model: str | None) -> dict:
+    """What a run is, known before it trains: the optimiser, data set, widths, model (its description), epochs,
+    batch, learning rate and schedule, the seeds, and the spec (:func:`lnsim.tables.spec_summary`, for the
+    optimisers that use it, else None). These are the first keys of :func:`summarise`'s summary, in order,
+    then ``spec``; :func:`format_header` prints them."""
+    spec = config.spec
+    madam = config.optimizer in ("lns-madam", "madam")
+    return {
+        "optimizer": config.optimizer,
+        "dataset": config.dataset,
+        "bits": spec.fmt.bits if config.lns else None,
+        "eta0": spec.fmt.eta0 if madam else None,
+        "eta": spec.cfg.eta if madam else None,
+        "eta_star": spec.cfg.eta_star if madam else None,
+        "lr": config.effective_lr,
+        "momentum": config.momentum if config.optimizer == "sgd" else None,
+        "model": model,
+        "epochs": config.epochs,
+        "batch_size": config.batch_size,
+        "init": config.init if config.lns else "usual",
+        "sigma_scale": config.sigma_scale,
+        "schedule": {"kind": config.schedule, "patience": config.patience, "decay_factor": config.decay_factor,
+                     "threshold": config.threshold},
+        "seeds": list(config.seeds),
+        "spec": tables.spec_summary(spec) if madam else None,
+    }
+
+
 def summarise(result: dict) -> dict:
     """The JSON-able summary of :func:`lnsim.train.runner.train`'s result.
 
@@ -29,30 +57,16 @@ def summarise(result: dict) -> dict:
     """
     config = result["config"]
     runs = result["runs"]
-    spec = config.spec
     final = [r.history["test_accuracy"][-1] if r.history["test_accuracy"] else None for r in runs]
     done = [a for a in final if a is not None]
     mean, std = mean_std(done) if done else (None, None)
     losses = [[_finite(x) for x in r.history["train_loss"]] for r in runs]
     n_epochs = min((len(x) for x in losses), default=0)
     mean_loss = [_finite(float(np.mean([x[e] if x[e] is not None else np.inf for x in losses]))) for e in range(n_epochs)]
+    head = header_fields(config, runs[0].model.describe() if runs else None)
+    spec_summary = head.pop("spec")
     summary = {
-        "optimizer": config.optimizer,
-        "dataset": config.dataset,
-        "bits": spec.fmt.bits if config.lns else None,
-        "eta0": spec.fmt.eta0 if config.optimizer in ("lns-madam", "madam") else None,
-        "eta": spec.cfg.eta if config.optimizer in ("lns-madam", "madam") else None,
-        "eta_star": spec.cfg.eta_star if config.optimizer in ("lns-madam", "madam") else None,
-        "lr": config.effective_lr,
-        "momentum": config.momentum if config.optimizer == "sgd" else None,
-        "model": runs[0].model.describe() if runs else None,
-        "epochs": config.epochs,
-        "batch_size": config.batch_size,
-        "init": config.init if config.lns else "usual",
-        "sigma_scale": config.sigma_scale,
-        "schedule": {"kind": config.schedule, "patience": config.patience, "decay_factor": config.decay_factor,
-                     "threshold": config.threshold},
-        "seeds": list(config.seeds),
+        **head,
         "test_accuracy": {"mean": mean, "std": std, "per_seed": final},
         "train_loss": {"mean": mean_loss, "per_seed": losses},
         "train_accuracy": {"per_seed": [r.history["train_accuracy"] for r in runs]},
@@ -64,7 +78,7 @@ def summarise(result: dict) -> dict:
         "seconds": result["seconds"],
         "seconds_per_seed": [r.seconds for r in runs],
         "data": result["data"],
-        "spec": tables.spec_summary(spec) if config.optimizer in ("lns-madam", "madam") else None,
+        "spec": spec_summary,
         "config": config.to_dict(),
     }
     if config.lns:
@@ -82,10 +96,12 @@ def summarise(result: dict) -> dict:
     return summary
 
 
-def format_table(summary: dict) -> str:
-    """A plain-text table: one row per seed, then the mean and standard deviation."""
-    s = summary
-    lines = [f"{s['optimizer']} on {s['data'][0] if s['data'] else s['dataset']}"]
+def format_header(fields: dict, data: str | None = None) -> str:
+    """The two lines that say what a run is (from :func:`header_fields` or a summary): the optimiser on the data
+    (``data``, the data set's description, else its name), then the model, batch, epochs and the optimiser's
+    settings (the spec for B-bit Madam)."""
+    s = fields
+    lines = [f"{s['optimizer']} on {data or s['dataset']}"]
     what = f"model {s['model']}, batch {s['batch_size']}, {s['epochs']} epochs"
     if s["optimizer"] == "lns-madam":
         sp = s["spec"]
@@ -96,6 +112,15 @@ def format_table(summary: dict) -> str:
     else:
         what += f", lr {s['lr']:g}" + (f", momentum {s['momentum']:g}" if s["momentum"] is not None else "")
     lines.append(what)
+    return "\n".join(lines)
+
+
+def format_table(summary: dict, *, header: bool = True) -> str:
+    """A plain-text table: one row per seed, then the test accuracy (mean +- std over several seeds), the
+    non-finite gradients and skipped steps if there were any, and the saturated codes; after
+    :func:`format_header`'s lines unless ``header`` is False (printed before the training)."""
+    s = summary
+    lines = [format_header(s, s["data"][0] if s["data"] else None)] if header else []
     header = ["seed", "test acc", "train loss", "train acc", "lr decays"]
     sat = s["saturated"]
     if sat is not None:
@@ -117,10 +142,31 @@ def format_table(summary: dict) -> str:
     lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths)))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     ta = s["test_accuracy"]
-    if ta["mean"] is not None:
+    if ta["mean"] is not None and len(s["seeds"]) > 1:
         lines.append(f"test accuracy {100 * ta['mean']:.2f}% +- {100 * ta['std']:.2f} (mean +- std over "
-                     f"{len(s['seeds'])} seed{'s' if len(s['seeds']) > 1 else ''}); {s['seconds']:.1f} s")
+                     f"{len(s['seeds'])} seeds); {s['seconds']:.1f} s")
+    elif ta["mean"] is not None:
+        lines.append(f"test accuracy {100 * ta['mean']:.2f}% (1 seed); {s['seconds']:.1f} s")
+    nonfinite = _nonfinite_line(s)
+    if nonfinite:
+        lines.append(nonfinite)
     if sat is not None:
         lines.append(f"saturated codes after training: k=0 {sum(sat['k0'])}, k=2**B-1 {sum(sat['kmax'])} "
                      f"(of {sat['weights']} weights per seed)")
     return "\n".join(lines)
+
+
+def _nonfinite_line(s: dict) -> str:
+    """The line about non-finite (NaN/Inf) gradients, "" when there were none: how many elements, and for a float
+    optimiser how many steps it skipped (each would have made its weights NaN)."""
+    per_seed = [sum(x or 0 for x in h) for h in s["nonfinite_gradients"]["per_seed"]]
+    if not any(per_seed):
+        return ""
+    steps = [sum(x or 0 for x in h) for h in s["skipped_steps"]["per_seed"]]
+    seeds = ", ".join(f"seed {seed}: {n:,}" for seed, n in zip(s["seeds"], per_seed) if n)
+    if s["optimizer"] == "lns-madam":
+        return (f"non-finite gradients: {sum(per_seed):,} elements ({seeds}); the datapath left NaN elements' "
+                f"codes unchanged and clamped Inf")
+    skipped = ", ".join(f"seed {seed}: {n:,}" for seed, n in zip(s["seeds"], steps) if n)
+    return (f"non-finite gradients: {sum(per_seed):,} elements ({seeds}); {sum(steps):,} steps skipped ({skipped}): "
+            f"the float optimiser diverged (a smaller learning rate?)")

@@ -94,7 +94,17 @@ def _accuracy(model: MLP, params, X, y, batch: int = 4096) -> float:
 
 
 def train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
-    """One pass over the training data in minibatches, then the test accuracy; appends to ``run.history``."""
+    """One pass over the training data in minibatches, then the test accuracy; appends to ``run.history``.
+
+    A float baseline that diverges makes NaN and Inf activations: NumPy's warnings about them are silenced,
+    since the epoch counts what they lead to (``nonfinite_gradients``, ``skipped_steps``, a NaN loss), and
+    the report says it once.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _train_epoch(run, config, split)
+
+
+def _train_epoch(run: RunState, config: TrainConfig, split: Split) -> None:
     t0 = time.perf_counter()
     X, y = split.X_train, split.y_train
     n = len(y)
@@ -163,7 +173,7 @@ def limit_threads(n: int):
 
 
 def train(config: TrainConfig, *, split: Split | None = None, resume: dict | None = None, save: str | None = None,
-          progress: bool = False, threads: int = 1, log=None) -> dict:
+          progress: bool = False, threads: int = 1, log=None, started=None) -> dict:
     """Train every seed of ``config`` for ``config.epochs`` epochs (from a checkpoint if ``resume`` is given).
 
     Parameters
@@ -181,6 +191,10 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
         Show a tqdm progress bar per seed on stderr (when stderr is a terminal).
     log : callable(str), optional
         Called with ``"seed 0: resuming from epoch 3 of 10"`` for each seed restored from ``resume``.
+    started : callable(data, model), optional
+        Called once, before the first epoch of the first seed, with the data's description
+        (``"digits: 1347 train / 450 test, ..."``) and the model's (``"64-128-10"``): a caller's header comes
+        before the training's progress.
 
     Returns
     -------
@@ -212,6 +226,8 @@ def train(config: TrainConfig, *, split: Split | None = None, resume: dict | Non
             run.data = backend.fingerprint(s)
             data.append(backend.describe(s))
             runs.append(run)
+            if started is not None and len(runs) == 1:
+                started(data[0], run.model.describe())
             bar = _progress_bar(config, run, progress)
             try:
                 while run.epoch < config.epochs:
