@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.lib import data
 
 from lnsim import tables
@@ -13,7 +14,69 @@ from lnsim.spec import LNSFormat, Spec
 from .decode_unit import DecodeUnit
 from .update_unit import UpdateUnit
 
-__all__ = ["generate_verilog", "generate_decoder_verilog"]
+__all__ = ["generate_verilog", "generate_decoder_verilog", "convert", "plain_module_names", "PLAIN_NAME"]
+
+#: A Verilog identifier that needs no escaping (Yosys escapes every name holding a ``$``): a top module's name.
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: One submodule name below the top: runs of letters and digits joined by single underscores, so that the
+#: ``__`` which joins the names of a module's path cannot occur inside one (the scheme cannot collide).
+_PART = re.compile(r"[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*")
+
+
+def plain_module_names(text: str, top: str) -> str:
+    """The RTLIL ``text`` of a design with top module ``top``, each submodule renamed from Amaranth's dotted
+    hierarchy path (``top.lane0_log_ratio_lookup.log_g``, an escaped identifier in Verilog) to the path's names
+    joined by ``__`` (``top__lane0_log_ratio_lookup__log_g``).
+
+    Only two kinds of RTLIL statement name a module: ``module <name>`` and ``cell <type> <instance>``; the
+    rename replaces exactly those tokens, nothing else changes. The instance names (``lane0_...``) are
+    Amaranth's submodule names already.
+
+    Raises
+    ------
+    RuntimeError
+        If a submodule's name is not letters and digits joined by single underscores (e.g. Amaranth's
+        ``U$0`` for an unnamed submodule): the joined names could then be escaped or coincide.
+    """
+    prefix = f"\\{top}."
+    renames = {}
+    for line in text.splitlines():
+        words = line.split()
+        if words[:1] != ["module"] or words[1] == f"\\{top}":
+            continue
+        parts = words[1][len(prefix):].split(".") if words[1].startswith(prefix) else []
+        bad = [p for p in parts if not _PART.fullmatch(p)]
+        if not parts or bad:
+            raise RuntimeError(f"module {words[1][1:]!r} below {top!r}: every submodule name must be letters and "
+                               f"digits joined by single underscores (not {bad[0] if bad else words[1][1:]!r})")
+        renames[words[1]] = "__".join([f"\\{top}", *parts])
+    if not renames:
+        return text
+    lines = []
+    for line in text.splitlines(keepends=True):
+        words = line.split()
+        if words[:1] in (["module"], ["cell"]) and words[1] in renames:
+            indent = line[:len(line) - len(line.lstrip())]
+            line = indent + " ".join([words[0], renames[words[1]], *words[2:]]) + "\n"
+        lines.append(line)
+    return "".join(lines)
+
+
+def _check_name(name) -> None:
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"name must be a Verilog identifier (letters, digits, _; not a digit first), not {name!r}")
+
+
+def convert(elaboratable, name: str) -> str:
+    """Verilog of the Amaranth component ``elaboratable`` as module ``name``: ``amaranth.back.verilog.convert``
+    (without source locations), every module named by :func:`plain_module_names`.
+
+    The same Yosys steps as Amaranth's own conversion run on the renamed RTLIL, so the Verilog differs from
+    ``verilog.convert``'s only in the submodules' names.
+    """
+    _check_name(name)
+    text = plain_module_names(rtlil.convert(elaboratable, name=name, emit_src=False), name)
+    return verilog._convert_rtlil_text(text)
 
 
 def _fields(layout: data.StructLayout) -> str:
@@ -38,9 +101,11 @@ def _header(title: str, config: list[str], ports: list[str]) -> str:
 def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_unit") -> str:
     """Verilog of :class:`~lnsim_rtl.UpdateUnit` for ``spec`` (through Amaranth's Yosys back end).
 
-    The module is named ``name``; a ``//`` header states the full configuration (:func:`lnsim.tables.spec_summary`, as
+    The module is named ``name`` (a :data:`PLAIN_NAME`, else ValueError), its submodules
+    ``name__<instance path>`` (:func:`plain_module_names`); a ``//`` header states the full configuration (:func:`lnsim.tables.spec_summary`, as
     ``key = value`` lines and as one JSON line), the lanes, the latency and the port layout.
     """
+    _check_name(name)
     unit = UpdateUnit(spec, lanes=lanes)
     summary = tables.spec_summary(spec)
     w = unit.widths
@@ -63,11 +128,12 @@ def generate_verilog(spec: Spec, *, lanes: int = 1, name: str = "lnsim_update_un
         f"accepted input",
     ]
     title = f"{name}: B-bit Madam update unit (lnsim_rtl.UpdateUnit; docs/datapath.md, docs/rtl.md)"
-    return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)
+    return _header(title, config, ports) + convert(unit, name)
 
 
 def generate_decoder_verilog(fmt: LNSFormat, *, lanes: int = 1, name: str = "lnsim_decode_unit") -> str:
     """Verilog of :class:`~lnsim_rtl.DecodeUnit` for ``fmt``, with a ``//`` header like :func:`generate_verilog`."""
+    _check_name(name)
     unit = DecodeUnit(fmt, lanes=lanes)
     lo, hi = tables.ladder_tables(fmt)
     config = [
@@ -90,4 +156,4 @@ def generate_decoder_verilog(fmt: LNSFormat, *, lanes: int = 1, name: str = "lns
         f"  sigma_mus    in   [{len(unit.sigma_mus) - 1}:0]  in [2**15, 2**16) (lnsim.golden.sigma_star_fixed)",
     ]
     title = f"{name}: LNS weight decoder to bfloat16 (lnsim_rtl.DecodeUnit; docs/datapath.md, docs/rtl.md)"
-    return _header(title, config, ports) + verilog.convert(unit, name=name, emit_src=False)
+    return _header(title, config, ports) + convert(unit, name)

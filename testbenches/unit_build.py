@@ -53,8 +53,8 @@ def unit_verilog(spec, *, lanes: int = 1, name: str = UNIT_TOPLEVEL, log_table=N
     """The update unit's Verilog text and its latency in cycles, for ``spec`` and ``lanes``.
 
     Without table overrides this is :func:`lnsim_rtl.generate_verilog` (its header included); with a
-    ``log_table`` or ``antilog_table`` (fault injection, lists of ints) the unit is converted by Amaranth
-    directly.
+    ``log_table`` or ``antilog_table`` (fault injection, lists of ints) it is :func:`lnsim_rtl.verilog.convert`
+    of the unit, without the header.
 
     Raises
     ------
@@ -69,11 +69,11 @@ def unit_verilog(spec, *, lanes: int = 1, name: str = UNIT_TOPLEVEL, log_table=N
         if found is None:
             raise BenchError("generate_verilog's header names no latency ('// latency = N cycles')")
         return text, int(found.group(1))
-    from amaranth.back import verilog as amaranth_verilog
     from lnsim_rtl import UpdateUnit
+    from lnsim_rtl.verilog import convert
 
     unit = UpdateUnit(spec, lanes=lanes, log_table=log_table, antilog_table=antilog_table)
-    return amaranth_verilog.convert(unit, name=name, emit_src=False), unit.latency
+    return convert(unit, name), unit.latency
 
 
 def build_unit(spec, *, lanes: int = 1, waves: bool = False, log_table=None, antilog_table=None,

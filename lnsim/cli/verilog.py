@@ -33,9 +33,12 @@ def hardware_spec(args):
 
 def run(args) -> int:
     """Write the Verilog to ``-o`` (or stdout); with ``--lint``, exit 1 unless Verilator finds it clean."""
+    from lnsim_rtl.verilog import PLAIN_NAME
+
     spec, lanes = hardware_spec(args)
-    if not args.name.isidentifier():
-        raise SpecError(f"name must be a Verilog identifier, not {args.name!r}")
+    if not PLAIN_NAME.fullmatch(args.name):
+        raise SpecError(f"name must be a plain Verilog identifier (letters, digits, _; not a digit first), "
+                        f"not {args.name!r}")
     to_stdout = args.output in (None, STDOUT)
     if args.lint and to_stdout:
         raise SpecError("lint needs -o FILE")

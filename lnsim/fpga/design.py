@@ -57,18 +57,22 @@ def harness_verilog(ports: list, name: str) -> str:
 def rtlil_netlist(unit_obj, name: str) -> tuple[str, list]:
     """The component ``unit_obj`` as RTLIL text of module ``name``, and its ports as ``(name, bits, "in"|"out")``.
 
+    The submodules are named as in the Verilog (:func:`lnsim_rtl.verilog.plain_module_names`); synthesis
+    flattens them into ``name``, whose cells keep their instance paths (``lane0_ema_align.*``).
+
     Wire names with an index, such as a lane's payload view ``\\o__payload[3]``, are renamed
     (``\\o__payload_3_``): Yosys took such a name for a bit of the port ``o__payload`` and joined the two
     nets (a multiply driven net in nextpnr), or failed an assertion in ABC's reintegration.
     """
     from amaranth.back import rtlil
     from amaranth.hdl import Value
+    from lnsim_rtl.verilog import plain_module_names
 
     ports = [("clk", 1, "in"), ("rst", 1, "in")]
     for path, member, value in unit_obj.signature.flatten(unit_obj):
         flow = member.flow.name.lower()
         # Bits, not len() of the value: that of an array-layout payload view is its number of lanes.
         ports.append(("__".join(str(p) for p in path), len(Value.cast(value)), "in" if flow == "in" else "out"))
-    text = rtlil.convert(unit_obj, name=name, emit_src=False)
+    text = plain_module_names(rtlil.convert(unit_obj, name=name, emit_src=False), name)
     # In RTLIL a slice is written after a space (``\\x [3]``); a bracket right after a name is part of it.
     return re.sub(r"(\\[^\s\[]+)\[(\d+)\]", r"\1_\2_", text), ports
