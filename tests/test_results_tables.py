@@ -28,6 +28,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: Every command that writes a table, and the files holding its tables.
 EXPECTED = {
     "python benchmarks/train_table.py": {"README.md", "docs/train.md"},
+    "python benchmarks/init_table.py": {"docs/train.md"},
     "python benchmarks/torch_table.py": {"README.md", "docs/torch.md"},
     "python benchmarks/fidelity_table.py": {"README.md", "docs/datapath.md"},
     "python benchmarks/synth_table.py": {"README.md", "docs/hardware.md"},
@@ -141,6 +142,7 @@ def test_synth_tables_are_the_committed_sweep_csv(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("command, extra, timeout", [
     ("python benchmarks/train_table.py", ["--jobs", "2"], 900),                # about 20 s with 2 jobs
+    ("python benchmarks/init_table.py", ["--jobs", "2"], 900),                 # about 2 minutes with 2 jobs
     ("python benchmarks/fidelity_table.py", ["--jobs", "2"], 900),             # about 50 s with 2 jobs
     ("python benchmarks/explore_table.py grid", [], 900),                      # about 40 s
     ("python benchmarks/explore_table.py range60", [], 900),                   # about 40 s
