@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Print the table of the spec named by ``args``; write ``{"spec", "table_bits"}`` to ``--json``."""
+    """Print the table of the spec named by ``args``; write ``{"spec", "table_bits", "bits_per_weight"}`` to
+    ``--json`` (``bits_per_weight``: :meth:`lnsim.spec.BitsPerWeight.to_dict`, the parts and their ``total``)."""
     spec = spec_from_args(args)
     check_outputs(json=args.json)
     warn_spec(spec)
@@ -29,5 +30,5 @@ def run(args) -> int:
     for name, value in rows:
         print(f"{name:<{width}}  {value}", file=out)
     if args.json:
-        write_json(args.json, {"spec": spec.summary(), "table_bits": tb})
+        write_json(args.json, {"spec": spec.summary(), "table_bits": tb, "bits_per_weight": spec.bits_per_weight.to_dict()})
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from lnsim.spec.formats import DEFAULT_ETA0, LN2, RUNG_TOLERANCE, Base, LNSFormat, _set
 from lnsim.spec.madam import DEFAULT_ETA, DEFAULT_STAR_FACTOR, MAX_STEP_RUNGS, ONE_RUNG_BUDGET, MadamConfig
 from lnsim.spec.schema import Option, field_options, options_table
+from lnsim.spec.storage import BitsPerWeight, bits_per_weight
 from lnsim.validation import SpecError, check_choice, check_int, is_real
 
 __all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range", "options_markdown"]
@@ -84,6 +85,12 @@ class Spec:
         return self.eta_star_rungs * self.cfg.ratio_precision
 
     @property
+    def bits_per_weight(self) -> BitsPerWeight:
+        """Bits each weight stores: code, sign and state word, and their total (:func:`lnsim.spec.storage.bits_per_weight`;
+        per-tensor words are not counted)."""
+        return bits_per_weight(self)
+
+    @property
     def state_exp_max(self) -> int:
         """Largest value of the state's exponent field."""
         return 2**self.cfg.state_exp_bits - 1
@@ -120,6 +127,7 @@ class Spec:
             ("bias correction", "on" if s["bias_correction"] else "off"),
             ("gradient format", s["grad_format"]),
             ("state", f"{s['state_bits']} bits = {s['state_exp_bits']}-bit exponent + {s['state_man_bits']}-bit mantissa"),
+            ("bits per weight", f"{self.bits_per_weight.describe()} (per tensor, not counted: sigma_star, step count)"),
             ("log domain", f"F = {s['log_frac_bits']} fraction bits, tables of 2**{s['table_index_bits']} + 1 entries"),
             ("update tables", f"log {tb['log']} + antilog {tb['antilog']} = {tb['update_total']} bits"),
             ("decoder tables", f"{tb['decoder']} bits"),

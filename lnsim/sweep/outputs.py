@@ -21,7 +21,7 @@ __all__ = ["TRAIN_FIELDS", "FIDELITY_FIELDS", "rows", "write_rows", "training_su
 # The spec's columns: these first, in this order, then any other input of the spec.
 _FIRST = ["bits", "base", "eta0", "frac_bits", "rung_size", "dynamic_range", "eta", "eta_rungs", "eta_star",
           "eta_star_rungs", "grad_format"]
-_SPEC_FIELDS = [*_FIRST, *(name for name in FIELD_NAMES if name not in _FIRST)]
+_SPEC_FIELDS = [*_FIRST, *(name for name in FIELD_NAMES if name not in _FIRST), "bits_per_weight"]
 
 #: Columns of results.csv / keys of each results.json row, in order (see docs/explore.md for units).
 TRAIN_FIELDS = ["optimizer", "series", *_SPEC_FIELDS, "dataset", "model", "epochs", "seed", "test_accuracy",
@@ -31,7 +31,7 @@ TRAIN_FIELDS = ["optimizer", "series", *_SPEC_FIELDS, "dataset", "model", "epoch
 
 #: Columns of fidelity.csv / keys of each fidelity.json row.
 FIDELITY_FIELDS = ["series", *_SPEC_FIELDS, "elements", "steps", "seed", "updates", "exact", "off_by_one",
-                   "max_error", "clamped", "table_bits", "seconds", "key"]
+                   "max_error", "clamped", "stall_rate", "table_bits", "seconds", "key"]
 
 
 def rows(tasks, records: dict, fields) -> list[dict]:
@@ -73,6 +73,10 @@ def _pm(values) -> str:
     return f"{mean:.2f} +- {std:.2f}"
 
 
+def _dash(value) -> str:
+    return "-" if value is None else str(value)
+
+
 def _eta(row) -> str:
     if row["eta_rungs"] is None:
         return f"{row['eta']:g}"
@@ -93,8 +97,8 @@ def model_label(model: str) -> str:
 
 def training_summary(table: list[dict], *, title: str) -> str:
     """The Markdown summary of a training sweep: one row per point, test accuracy in % as mean +- standard
-    deviation over seeds (ddof 1), the paired difference to FP32 Madam on the same seeds, saturated codes and
-    mean seconds per run."""
+    deviation over seeds (ddof 1), the paired difference to FP32 Madam on the same seeds, saturated codes, the
+    bits each weight stores (code + sign + state; ``-`` for the float reference) and mean seconds per run."""
     by_key = {row["key"]: row for row in table}
     seeds = sorted({row["seed"] for row in table})
     lines = [f"# {title}", "",
@@ -102,8 +106,8 @@ def training_summary(table: list[dict], *, title: str) -> str:
              f"{', '.join(map(str, seeds))}; test accuracy in %, mean +- std over seeds; saturated codes: share of "
              f"weights at k = 0 and k = 2**B - 1 after training.", "",
              "| configuration | bits | eta0 | eta (rungs) | dynamic range | test accuracy | vs FP32 Madam (paired) "
-             "| saturated codes | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| saturated codes | bits per weight | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for (series, bits), group in _groups(table).items():
         first = group[0]
         acc = [r["test_accuracy"] for r in group]
@@ -120,22 +124,26 @@ def training_summary(table: list[dict], *, title: str) -> str:
         lines.append(
             f"| {series} | {'-' if bits is None else bits} | {_eta0(first) if bits is not None else '-'} | "
             f"{_eta(first)} | {'-' if first['dynamic_range'] is None else format(first['dynamic_range'], '.4g')} | "
-            f"{_pm(acc)} | {vs} | {sat} | {np.mean([r['seconds'] for r in group]):.1f} |")
+            f"{_pm(acc)} | {vs} | {sat} | {_dash(first['bits_per_weight'])} | "
+            f"{np.mean([r['seconds'] for r in group]):.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def fidelity_summary(table: list[dict], *, title: str) -> str:
     """The Markdown summary of a fidelity sweep: per point the share of golden rung steps equal to float64
-    Madam's, the count off by one, the worst error in rungs and the update tables' size."""
+    Madam's, the count off by one, the worst error in rungs, the stall rate (share of element-steps with a
+    non-zero finite gradient whose state word did not change), the bits each weight stores and the update
+    tables' size."""
     first = table[0]
     lines = [f"# {title}", "",
              f"{first['elements']:,} elements x {first['steps']} steps, seed {first['seed']}, gradient scales "
              f"log-uniform over 1e-6..10 and drifting (lnsim.fidelity.measure).", "",
              "| configuration | bits | eta0 | eta (rungs) | eta_star (rungs) | exact | off by one | max error (rungs) "
-             "| update table bits | seconds |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| stall rate | bits per weight | update table bits | seconds |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table:
         lines.append(f"| {r['series']} | {r['bits']} | {_eta0(r)} | {_eta(r)} | {r['eta_star_rungs']} | "
-                     f"{100 * r['exact']:.3f}% | {r['off_by_one']:,} | {r['max_error']} | {r['table_bits']:,} | "
+                     f"{100 * r['exact']:.3f}% | {r['off_by_one']:,} | {r['max_error']} | "
+                     f"{100 * r['stall_rate']:.4f}% | {r['bits_per_weight']} | {r['table_bits']:,} | "
                      f"{r['seconds']:.2f} |")
     return "\n".join(lines) + "\n"

@@ -107,9 +107,11 @@ def _new_task(kind: str, identity: dict, meta: dict) -> Task:
 
 
 def _spec_fields(spec: Spec) -> dict:
-    """A row's spec columns: every input of the spec, the rung size, the dynamic range and the steps in rungs."""
+    """A row's spec columns: every input of the spec, the rung size, the dynamic range, the steps in rungs and the
+    bits each weight stores (:attr:`lnsim.spec.Spec.bits_per_weight`, its total)."""
     return {**spec.to_dict(), "rung_size": -math.expm1(-spec.fmt.eta0), "dynamic_range": spec.fmt.dynamic_range,
-            "eta_rungs": spec.eta_rungs, "eta_star_rungs": spec.eta_star_rungs}
+            "eta_rungs": spec.eta_rungs, "eta_star_rungs": spec.eta_star_rungs,
+            "bits_per_weight": spec.bits_per_weight.total}
 
 
 def _reference_values(point) -> dict:
@@ -209,7 +211,8 @@ def _run_fidelity(identity: dict) -> tuple[dict, dict]:
     with limit_threads(1):
         m = measure(Spec.from_dict(identity["spec"]), n=identity["elements"], steps=identity["steps"],
                     seed=identity["seed"])
-    measured = {name: m[name] for name in ("updates", "exact", "off_by_one", "max_error", "clamped", "table_bits")}
+    measured = {name: m[name] for name in ("updates", "exact", "off_by_one", "max_error", "clamped", "stall_rate",
+                                           "table_bits")}
     measured["seconds"] = time.perf_counter() - t0
     return measured, m
 
