@@ -12,11 +12,11 @@ import re
 import pytest
 from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Signal
+from lnsim_rtl import DecodeUnit, UpdateUnit, generate_decoder_verilog, generate_verilog
+from lnsim_rtl.verilog import PLAIN_NAME, convert, plain_module_names
 
 from lnsim.cli import main
 from lnsim.spec import LNSFormat, MadamConfig, Spec
-from lnsim_rtl import DecodeUnit, UpdateUnit, generate_decoder_verilog, generate_verilog
-from lnsim_rtl.verilog import PLAIN_NAME, convert, plain_module_names
 
 PLAIN = r"[A-Za-z_][A-Za-z0-9_]*"
 _POW2 = LNSFormat(bits=8, base="pow2", frac_bits=4)
@@ -34,12 +34,12 @@ DESIGNS = [
 
 def _modules(text: str) -> list[str]:
     """The name after each ``module`` keyword, as written (an escaped one with its backslash)."""
-    return re.findall(r"^module\s+(\\\S+|[^\s(]+)", text, re.M)
+    return re.findall(r"^module\s+(\\\S+|[^\s(]+)", text, re.MULTILINE)
 
 
 def _instances(text: str, modules: set) -> list[tuple[str, str]]:
     """``(module, instance)`` of every instantiation of one of ``modules`` (``  <module> <instance> (``)."""
-    found = re.findall(r"^\s+(\\\S+|[A-Za-z_][\w$]*)\s+(\\\S+|[A-Za-z_][\w$]*)\s*\($", text, re.M)
+    found = re.findall(r"^\s+(\\\S+|[A-Za-z_][\w$]*)\s+(\\\S+|[A-Za-z_][\w$]*)\s*\($", text, re.MULTILINE)
     return [(m, i) for m, i in found if m in modules]
 
 
