@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -207,9 +208,9 @@ def _chunks(groups, lanes: int, limit: int):
 class _Test:
     """One test's run: feeds chunks to the harness (in a worker thread) and checks what comes back."""
 
-    def __init__(self, spec: Spec, lanes: int, name: str, unit: BatchUnit, model: BatchGolden, *, latency: int,
+    def __init__(self, spec: Spec, lanes: int, name: str, units, model: BatchGolden, *, latency: int,
                  stalls: str, stall_seed: int, progress=None, total: int = 0):
-        self.spec, self.lanes, self.name, self.unit, self.model = spec, lanes, name, unit, model
+        self.spec, self.lanes, self.name, self.units, self.model = spec, lanes, name, list(units), model
         self.latency, self.stalls, self.stall_seed = latency, stalls, stall_seed
         self.progress, self.total = progress, total
         self.coverage = dict.fromkeys(_BINS, 0)
@@ -218,30 +219,56 @@ class _Test:
         self.stats = {"cycles": 0, "bubbles": 0, "resent": 0, "latency_seen": None}
         self.errors: list = []
 
-    def _sim(self, chunk: _Chunk, index: int, resets):
-        return self.unit.run(chunk.rows, stalls=self.stalls, stall_seed=self.stall_seed * 1_000_003 + index,
-                             resets=resets, latency=self.latency)
+    def _submit(self, pool, chunk: _Chunk, index: int, resets) -> list:
+        """Start simulating ``chunk``: split between the units (each half from an empty pipeline), unless it has
+        resets (whose cycles count from the chunk's start) or too few beats."""
+        rows = chunk.rows
+        parts = len(self.units) if not resets and rows.shape[0] >= 4096 else 1
+        bounds = np.linspace(0, rows.shape[0], parts + 1).astype(int)
+        return [pool.submit(unit.run, rows[a:b], stalls=self.stalls, resets=resets, latency=self.latency,
+                            stall_seed=(self.stall_seed * 1_000_003 + index) * 7 + i)
+                for i, (unit, a, b) in enumerate(zip(self.units, bounds[:-1], bounds[1:]))]
+
+    @staticmethod
+    def _collect(futures) -> tuple:
+        """The parts' outputs joined, their statistics combined (cycles summed over the units)."""
+        outs, total = [], None
+        for f in futures:
+            out, s = f.result()
+            if total is None:
+                total = dict(s)
+            else:
+                for key in ("cycles", "received", "bubbles", "resent", "early_outputs"):
+                    total[key] += s[key]
+            if total["timeout"]:
+                outs.append(out)
+                break  # later parts' outputs would not follow on
+            outs.append(out)
+            total["timeout"] = s["timeout"]
+        out = outs[0] if len(outs) == 1 else np.concatenate(outs)
+        total["received"] = out.shape[0]
+        return out, total
 
     def run(self, chunks, *, resets=()) -> dict:
         t0 = time.perf_counter()
-        with ThreadPoolExecutor(1, thread_name_prefix="lnsim-batch") as pool:
+        with ThreadPoolExecutor(len(self.units), thread_name_prefix="lnsim-batch") as pool:
             it = iter(chunks)
             current = next(it, None)
-            future = pool.submit(self._sim, current, 0, resets) if current is not None else None
+            futures = self._submit(pool, current, 0, resets) if current is not None else None
             index = 0
             while current is not None:
                 nxt = next(it, None)  # made while the harness simulates `current`
-                out, s = future.result()
+                out, s = self._collect(futures)
                 if nxt is not None:
                     index += 1
-                    future = pool.submit(self._sim, nxt, index, ())
+                    futures = self._submit(pool, nxt, index, ())
                 self._check(current, out, s)
                 if s["timeout"]:
                     break
                 current = nxt
         seconds = time.perf_counter() - t0
-        if self.progress is not None:
-            self.progress(self.name, self.received * self.lanes, self.total)
+        if self.progress is not None and self.received == 0:
+            self.progress(self.name, 0, self.total)
         vectors = self.received * self.lanes
         return {
             "vectors": vectors,
@@ -323,7 +350,7 @@ class _Test:
         }
 
     def _pack(self, fields: dict) -> int:
-        return sum(fields[name] << f.offset for name, f in self.unit.lane_out)
+        return sum(fields[name] << f.offset for name, f in self.units[0].lane_out)
 
     def _grad_value(self, bits: int) -> float:
         name = self.spec.cfg.grad_format.value
@@ -351,17 +378,24 @@ def _with_golden(groups, model: BatchGolden):
 
 def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests, vectors: int = 10_000,
               seed: int = 0, stalls: str = "random", reset_vectors: int = 4096, replay=None, progress=None,
-              chunk_vectors: int = CHUNK_VECTORS) -> dict:
+              chunk_vectors: int = CHUNK_VECTORS, simulators: int | None = None) -> dict:
     """Run ``tests`` (names from :data:`TESTS`) in the harness; results in the form ``runner.run`` returns them.
 
     Each test draws its vectors from the generators the cocotb bench seeds for it (``[seed, salt]`` and
     ``[seed, salt, 1]``, salt the sum of the test name's characters), so both engines check the same vectors.
     As in the bench, ``stalls`` applies to the random and exhaustive tests; the reset and corner tests always
     stall at random, the replay never.
+
+    ``simulators`` instances of the unit (default: 2 on a machine of two cores or more, else 1) simulate the two
+    halves of each chunk in threads of their own, each half from an empty pipeline; the harness releases the GIL,
+    so they and the host's stimulus, golden model and comparison run side by side.
     """
+    if simulators is None:
+        simulators = 2 if (os.cpu_count() or 1) >= 2 else 1
     results: dict = {"tests": {}, "engine": "batch"}
     failed = 0
-    with BatchUnit(build, spec, lanes) as unit:
+    units = [BatchUnit(build, spec, lanes) for _ in range(max(1, int(simulators)))]
+    try:
         for name in tests:
             model = BatchGolden(spec)
             salt = sum(map(ord, name))
@@ -396,7 +430,7 @@ def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests,
             else:
                 raise ValueError(f"unknown test {name!r}; the batch engine runs {', '.join(TESTS)}")
             size = n if name == "reset_mid_stream" else chunk_vectors
-            test = _Test(spec, lanes, name, unit, model, latency=latency, stalls=test_stalls,
+            test = _Test(spec, lanes, name, units, model, latency=latency, stalls=test_stalls,
                          stall_seed=int(rng.integers(1, 2**62)), progress=progress, total=n)
             r = test.run(_chunks(_with_golden(groups, model), lanes, max(size, lanes)), resets=resets)
             if name == "reset_mid_stream" and r["resent_beats"] == 0:
@@ -408,6 +442,9 @@ def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests,
             r["errors"] = r["errors"] + ok
             failed += bool(r["mismatches"] or r["errors"])
             results["tests"][name] = r
+    finally:
+        for unit in units:
+            unit.close()
     tests_ = results["tests"].values()
     results.update(
         vectors=sum(t["vectors"] for t in tests_),

@@ -19,7 +19,7 @@ from lnsim.validation import check_choice, check_int
 from lnsim_testbenches.runner import run
 from lnsim_testbenches.unit_build import build_unit, fault_tables
 
-__all__ = ["BENCH", "DEFAULT_TESTS", "TEST_LABELS", "VERIFY_OPTIONS", "STALLS", "exhaustive_skip", "verify"]
+__all__ = ["BENCH", "DEFAULT_TESTS", "TEST_LABELS", "VERIFY_OPTIONS", "STALLS", "ENGINES", "exhaustive_skip", "verify"]
 
 #: The options of a run besides the spec and the lanes (``lnsim verify`` takes its flags from these).
 VERIFY_OPTIONS = (
@@ -29,6 +29,9 @@ VERIFY_OPTIONS = (
 _OPTION = {o.name: o for o in VERIFY_OPTIONS}
 #: Stall patterns of a run: random valid/ready stalls on both sides, or none.
 STALLS = ("random", "none")
+#: Engines of a run: the C++ harness with NumPy checking (:mod:`lnsim_testbenches.batch`, the default), or the
+#: cocotb bench (a Python loop per cycle, about 30 times slower). A mismatch is replayed through cocotb either way.
+ENGINES = ("batch", "cocotb")
 
 #: The update unit's cocotb bench.
 BENCH = "lnsim_testbenches.update_unit_tb"
@@ -52,7 +55,7 @@ def exhaustive_skip(spec) -> str | None:
 
 def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, seed: int = _OPTION["seed"].default,
            report_dir=".", stalls: str = STALLS[0], exhaustive: bool = False, fault: str | None = None, progress=None,
-           log=None) -> dict:
+           log=None, engine: str = ENGINES[0]) -> dict:
     """Co-simulate ``vectors`` random vectors plus the directed and reset tests; report.
 
     Parameters
@@ -73,6 +76,11 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
         ``progress(test, done, total)`` while the bench runs.
     log : callable, optional
         One-line status messages (build started, VCD re-run).
+    engine : {"batch", "cocotb"}
+        ``"batch"``: the unit in a compiled C++ harness, the outputs compared with the golden model in NumPy
+        (:mod:`lnsim_testbenches.batch`; the same vectors and report); ``"cocotb"``: the cocotb bench. After a
+        mismatch in either, the first mismatching vectors are replayed through the cocotb bench for the VCD
+        and the first differing stage is located.
 
     Returns
     -------
@@ -84,14 +92,28 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
     vectors = check_int("vectors", vectors, *_OPTION["vectors"].bounds)
     seed = check_int("seed", seed, *_OPTION["seed"].bounds)
     check_choice("stalls", stalls, STALLS)
+    check_choice("engine", engine, ENGINES)
     overrides = fault_tables(spec, fault) if fault else {}
-    build, latency = build_unit(spec, lanes=lanes, log=log, **overrides)
+    if engine == "batch":
+        from lnsim_testbenches.batch_build import build_batch
+
+        build, latency = build_batch(spec, lanes=lanes, log=log, **overrides)
+    else:
+        build, latency = build_unit(spec, lanes=lanes, log=log, **overrides)
     skipped = {"exhaustive_grad": exhaustive_skip(spec)} if exhaustive and exhaustive_skip(spec) else {}
     tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive and not skipped else [])
     params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
               "stalls": stalls, "reset_vectors": 4096}
     with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
-        results = run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
+        if engine == "batch":
+            from lnsim_testbenches.batch import run_tests
+
+            results = run_tests(build, spec, lanes=lanes, latency=latency, tests=_bench_order(tests), vectors=vectors,
+                                seed=seed, stalls=stalls, reset_vectors=params["reset_vectors"], progress=progress)
+            Path(tmp, "sim.log").write_text(json.dumps({k: v for k, v in results.items() if k != "tests"}, indent=1)
+                                            + "\n")
+        else:
+            results = run(build, BENCH, testcase=tests, params=params, out_dir=tmp, progress=progress)
         out = {
             "vectors": results.get("vectors", 0),
             "mismatches": results.get("mismatches", 0),
@@ -103,6 +125,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
             "latency": latency,
             "lanes": lanes,
             "seed": seed,
+            "engine": engine,
             "fault": fault,
             "skipped": skipped,
             "build": {"directory": str(build.directory), "cached": build.cached, "seconds": build.seconds},
@@ -131,6 +154,12 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
         f.write("\n")
     out["report"] = str(path)
     return out
+
+
+def _bench_order(tests) -> list:
+    """``tests`` in the order the cocotb bench defines (and runs) them, so both engines report them alike."""
+    order = ("random_vectors", "reset_mid_stream", "directed_corners", "replay", "exhaustive_grad")
+    return sorted(tests, key=order.index)
 
 
 def _trace(spec, lanes, seed, latency, stalls, first, overrides, report: Path, log) -> str | None:
