@@ -188,8 +188,10 @@ def _chunks(groups, lanes: int, limit: int):
             b = len(sw) // lanes
             r, e = rows[at:at + b], expected[at:at + b]
             r[:, 0], r[:, 1] = log_eta, log_bc
-            r[:, 2:] = np.stack([sw, k, g, st], axis=1).reshape(b, lanes * 4)
-            e[:] = np.stack([k_new, st_new, nan, inf], axis=1).reshape(b, lanes * 4)
+            for f, col in enumerate((sw, k, g, st)):
+                r[:, 2 + f::4] = col.reshape(b, lanes)
+            for f, col in enumerate((k_new, st_new, nan, inf)):
+                e[:, f::4] = col.reshape(b, lanes)
             at += b
         chunk = _Chunk(rows, expected, start)
         start += size
