@@ -103,7 +103,8 @@ class FusedMadam:
             fused = loops.fused_step_for(W, MB, WM, EMAX, s, F, a, tables.log_table(spec), tables.antilog_table(spec),
                                          parallel=self._threads)
             convert = spec.cfg.grad_format is GradFormat.BFLOAT16
-            self._fused = (fused, (self.sign, self.k, self._grad.view(np.uint32), convert, self._grad_bits, self.state),
+            grad = self._grad.view(np.uint32) if convert else self._grad_bits
+            self._fused = (fused, (self.sign, self.k, grad, convert, self.state),
                            (np.int32(SSTAR), np.int32(KMAX), self._wbits, *self._lut))
 
     def _decode_segments(self) -> list:

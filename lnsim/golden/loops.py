@@ -6,8 +6,8 @@ constants and tables: those are baked in as compile-time constants, so LLVM fold
 masks and -- crucially -- can prove the table loads never alias the stores to k and state (with tables as
 arguments it refuses to vectorise). Same arguments and results as
 :func:`lnsim.golden.element.update_kernel_reference`, which they fall back to for step scalars outside the
-lean form's range (:func:`fits_lean`). :func:`fused_step_for` compiles the trainer's fused step (gradient
-rounding, update, decode, chunk by chunk) around the serial loop, on one thread or over Numba's threads.
+lean form's range (:func:`fits_lean`). :func:`fused_step_for` compiles the trainer's fused step: the same
+loop with the gradient rounding and the weight decoder folded into each strip, one pass over memory.
 
 The loop's shape, measured with benchmarks/bench_golden.py:
 
@@ -57,17 +57,13 @@ _DEPENDS = _sources_digest(lean, lut)
 _CHUNK = 16384
 #: Elements per strip: the first pass writes X for a strip to a buffer (in L1), the second pass reads it.
 _STRIP = 2048
-#: Elements per chunk of the fused step (one task when it runs on threads): long enough that its three calls per
-#: chunk cost nothing against the work (16,384 was ~5% slower on one thread), 38 tasks for 10M elements.
-_FUSED_CHUNK = 1 << 18
+#: Elements per chunk (one task on threads) of the fused step: the update loop's chunk, so the threads share
+#: the work evenly (608 tasks for 10M elements).
+_FUSED_CHUNK = _CHUNK
 
 
-def _make_update_loop(consts, LOG, ALOG, parallel):
-    """Compile the update loop for one datapath: constants and tables are frozen into the machine code.
-
-    SSTAR and KMAX stay run-time arguments, so formats that differ only in bits or eta0 (a sweep) share
-    one compiled loop.
-    """
+def _loop_tables(consts, LOG, ALOG):
+    """The constants as ints and the tables the generated loops read, in the form they are frozen in."""
     W, MB, WM, EMAX, s, F, a = (int(c) for c in consts)
     WLOG, WALOG = _wide_products(LOG, ALOG, F, a)
     if int(LOG[0]) != 0 or int(LOG[-1]) != 1 << F:
@@ -79,6 +75,16 @@ def _make_update_loop(consts, LOG, ALOG, parallel):
     ALOGP, ALOGPK = packed_table(ALOG)
     # Lookups in registers (vector permutes) instead of gathers where the CPU allows: see lnsim.golden.lut.
     LGT, LOGP, ALOGP = Lut(LGT), Lut(LOGP), Lut(ALOGP)
+    return W, MB, WM, EMAX, s, F, a, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG
+
+
+def _make_update_loop(consts, LOG, ALOG, parallel):
+    """Compile the update loop for one datapath: constants and tables are frozen into the machine code.
+
+    SSTAR and KMAX stay run-time arguments, so formats that differ only in bits or eta0 (a sweep) share
+    one compiled loop.
+    """
+    W, MB, WM, EMAX, s, F, a, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG = _loop_tables(consts, LOG, ALOG)
     CH, ST = _CHUNK, _STRIP
     KCAP = 1 << 30  # codes above it (only in uint32 arrays, never valid) give the same k_new as KCAP
 
@@ -137,35 +143,60 @@ def _update_loop_for(consts, LOG, ALOG, parallel):
 
 
 def _make_fused_step(consts, LOG, ALOG, parallel):
-    """Compile, for one datapath, a step over flat buffers: float32 gradients -> update -> decoded weights.
+    """Compile, for one datapath, a step over flat buffers: gradients -> update -> decoded weights, in one pass.
 
-    One call does what :func:`lnsim.codecs.float32_to_bfloat16_bits`, ``update_kernel_serial`` and the
-    weight decoder do in three, chunk by chunk (each chunk's buffers stay in cache between the three), on one
-    thread or, if ``parallel``, with the chunks spread over Numba's threads (as many as
-    :func:`numba.get_num_threads` gives at the call). Every element's result depends on that element alone,
-    and the NaN/Inf counts are sums, so both run the same kernels to the same bits.
+    Each strip of :data:`_STRIP` elements is done whole while it sits in L1: its gradients are rounded to
+    bfloat16 (:func:`lnsim.codecs.float32_to_bfloat16_bits`, if ``convert``) or copied as they are into a strip
+    buffer, the update loop's two passes run on it, and the weight decoder's table lookup
+    (:func:`lnsim.golden.decoder.decode_lut_range`) writes its weights. On one thread or, if ``parallel``, with
+    the chunks spread over Numba's threads. Every element's result depends on that element alone, and the
+    NaN/Inf counts are sums, so both give the same bits as ``float32_to_bfloat16_bits``, the update loop and
+    the decoder run one after the other over the whole buffers.
     """
-    update_loop = _update_loop_for(consts, LOG, ALOG, False)
-    CH = _FUSED_CHUNK
+    W, MB, WM, EMAX, s, F, a, LOG, ALOG, LGT, LOGP, LOGPK, ALOGP, ALOGPK, WLOG, WALOG = _loop_tables(consts, LOG, ALOG)
+    CH, ST = _FUSED_CHUNK, _STRIP
+    KCAP = 1 << 30
+    GD = np.uint16 if W == 16 else np.uint32  # the gradient bit patterns' dtype
 
-    def fused_step(sign, k, grad_u32, convert_bf16, grad_bits, state, log_eta, log_bc, SSTAR, KMAX,
-                   wbits, seg_ends, lut_offsets, LUT):
+    def fused_step(sign, k, grad, convert, state, log_eta, log_bc, SSTAR, KMAX, wbits, seg_ends, lut_offsets, LUT):
         n = k.shape[0]
+        sstar = np.int32(SSTAR)
+        kmax = np.int32(KMAX)
         n_nan = 0
         n_inf = 0
         for c in numba.prange((n + CH - 1) // CH):
-            lo = c * CH
-            hi = min(lo + CH, n)
-            if convert_bf16:
-                float32_to_bfloat16_bits(grad_u32[lo:hi], grad_bits[lo:hi])
-            c_nan, c_inf = update_loop(sign[lo:hi], k[lo:hi], grad_bits[lo:hi], state[lo:hi], log_eta, log_bc,
-                                       SSTAR, KMAX)
-            decode_lut_range(sign, k, wbits, seg_ends, lut_offsets, LUT, lo, hi)
+            c_nan = np.int32(0)
+            c_inf = np.int32(0)
+            xs = np.empty(ST, np.int32)
+            gs = np.empty(ST, GD)
+            for lo in range(c * CH, min(c * CH + CH, n), ST):
+                hi = min(lo + ST, n)
+                if convert:
+                    float32_to_bfloat16_bits(grad[lo:hi], gs[:hi - lo])
+                else:
+                    gs[:hi - lo] = grad[lo:hi]
+                for j in range(lo, hi):
+                    i = np.uint64(j)
+                    x, sn, nan, inf = lean_ratio(gs[np.uint64(j - lo)], state[i], W, MB, WM, EMAX, s, F, a, LOG, LGT,
+                                                 LOGP, LOGPK, WLOG)
+                    xs[np.uint64(j - lo)] = x
+                    state[i] = sn
+                    c_nan = np.int32(c_nan + nan)
+                    c_inf = np.int32(c_inf + inf)
+                for j in range(lo, hi):
+                    i = np.uint64(j)
+                    k0 = k[i]
+                    kc = np.int32(k0) if k0 < KCAP else np.int32(KCAP)
+                    kn, nan = lean_step(np.int32(sign[i]), kc, gs[np.uint64(j - lo)], xs[np.uint64(j - lo)], log_eta,
+                                        log_bc, W, MB, F, a, sstar, kmax, ALOG, ALOGP, ALOGPK, WALOG)
+                    k[i] = k0 if nan else kn
+                decode_lut_range(sign, k, wbits, seg_ends, lut_offsets, LUT, lo, hi)
             n_nan += c_nan
             n_inf += c_inf
         return n_nan, n_inf
 
-    return numba.njit(nogil=True, parallel=parallel)(fused_step)
+    fused_step = _renamed(fused_step, ("_parallel_" if parallel else "_serial_") + _DEPENDS)
+    return numba.njit(cache=True, nogil=True, parallel=parallel)(fused_step)
 
 
 _fused = {}
