@@ -12,6 +12,7 @@ from lnsim.golden import FusedMadam, GoldenMadam, decode_bf16
 from lnsim.golden.datapath import _PARALLEL_MIN
 from lnsim.golden.fused import LUT_MAX_BITS
 from lnsim.golden.loops import _FUSED_CHUNK
+from lnsim.validation import SpecError
 
 SPECIAL = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-42, -3e-39, 3.3e38, -1e6, 6e-8], np.float32)
 
@@ -136,6 +137,48 @@ def test_step_with_gradients_written_into_grads_equals_step_with_arrays(grad_for
     np.testing.assert_array_equal(direct.k, copied.k)
     np.testing.assert_array_equal(direct.state, copied.state)
     assert direct.t == copied.t == 4
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("grad_format", ["bfloat16", "float16", "float32"])
+def test_step_from_gradients_where_they_lie_equals_step_with_arrays(grad_format, parallel):
+    """step_from reads contiguous float32 arrays in place (across chunk and strip edges, tensors of odd sizes)
+    and copies the rest (None, float64, non-contiguous, an alias of the weights it writes): same bits."""
+    spec = _spec(LUT_MAX_BITS if grad_format == "float16" else 8, "natural", grad_format)
+    shapes = [(_FUSED_CHUNK - 1,), (3, 7), (_FUSED_CHUNK + 5,), (2 * _FUSED_CHUNK + 300,), (17,), (9, 4)]
+    sigmas = [0.5, 0.5, 2.0, 2.0, 1e-3, 1.0]
+    direct = FusedMadam(_tensors(spec, shapes, sigmas, seed=5), parallel=parallel)
+    copied = FusedMadam(_tensors(spec, shapes, sigmas, seed=5), parallel=parallel)
+    rng = np.random.default_rng(6)
+    threads = numba.get_num_threads()
+    try:
+        for step in range(4):
+            numba.set_num_threads(1 + step % min(2, numba.config.NUMBA_NUM_THREADS))
+            grads = _grads_with_specials_at_chunk_edges(rng, shapes)
+            given = list(grads)
+            given[1] = grads[1].astype(np.float64)
+            given[5] = np.asfortranarray(grads[5])
+            if step == 1:
+                direct.grads[4][...] = grads[4]
+                given[4] = None  # the gradient already in grads
+            if step == 2:
+                grads[3] = direct.weights[3].copy()
+                given[3] = direct.weights[3]  # read before it is written: copied first
+            eta_rungs = 1 + step % 3
+            got = direct.step_from(given, eta_rungs)
+            assert got == copied.step(grads, eta_rungs)
+            assert got.nan >= 2 * 4 or step == 2
+            np.testing.assert_array_equal(direct.k, copied.k)
+            np.testing.assert_array_equal(direct.state, copied.state)
+            np.testing.assert_array_equal(direct._wbits, copied._wbits)
+            assert direct.t == copied.t == step + 1
+    finally:
+        numba.set_num_threads(threads)
+    with pytest.raises(SpecError, match=r"grads\[2\] must have shape"):
+        direct.step_from([np.zeros(s, np.float32) for s in shapes[:2]] + [np.zeros(3, np.float32)] + shapes[3:])
+    with pytest.raises(SpecError, match="one per tensor"):
+        direct.step_from([None])
+    assert direct.t == 4
 
 
 def test_weights_before_any_step_are_decoded():

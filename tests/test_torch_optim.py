@@ -105,6 +105,8 @@ def test_a_large_group_steps_on_threads_bit_for_bit(grad_format):
             for p, g in zip(params, grads):
                 p.grad = torch.from_numpy(g.astype(np.float64) if p.dtype == torch.float64 else g.copy())
             params[1].grad = None if step == 2 else params[1].grad  # no gradient: steps with zeros
+            if step == 3:  # a non-contiguous float32 gradient is copied, a contiguous one read in place
+                params[0].grad = torch.from_numpy(grads[0].T.copy()).T
             opt.step()
             grads[1] = np.zeros_like(grads[1]) if step == 2 else grads[1]
             for twin, g in zip(twins, grads):

@@ -106,6 +106,13 @@ class FusedMadam:
             grad = self._grad.view(np.uint32) if convert else self._grad_bits
             self._fused = (fused, (self.sign, self.k, grad, convert, self.state),
                            (np.int32(SSTAR), np.int32(KMAX), self._wbits, *self._lut))
+        # step_from reads float32 words where they lie for the formats the kernel takes them in (not float16).
+        self._in_place = self._fused is not None and spec.cfg.grad_format is not GradFormat.FLOAT16
+        self._gstarts = np.array([0] + [sl.stop for sl in self._slices], np.int64)
+        self._no_ptrs = np.zeros(0, np.int64)
+        self._own_ptrs = np.array([g.__array_interface__["data"][0] for g in self.grads], np.int64)
+        start = self._wbits.__array_interface__["data"][0]
+        self._wbits_at = (start, start + self._wbits.nbytes)
 
     def _decode_segments(self) -> list:
         """Runs of neighbouring tensors with one sigma_star (a layer's weights and bias): one table each."""
@@ -146,6 +153,37 @@ class FusedMadam:
         """
         if grads is not None:
             self._copy_grads(list(grads))
+        return self._step(eta_rungs, self._no_ptrs)
+
+    def step_from(self, grads, eta_rungs: int | None = None) -> StepStats:
+        """:meth:`step` reading each gradient where it lies, without copying it into :attr:`grads`.
+
+        ``grads`` holds one entry per tensor: an array of its shape, or None for the gradient already in
+        :attr:`grads`. A C-contiguous float32 NumPy array (e.g. ``p.grad.numpy()``) is read in place by the
+        compiled step, for the bfloat16 and float32 gradient formats; any other array, and every array of
+        other formats, is copied into :attr:`grads` first. The arrays must not change during the call. Same
+        bits, counts and checks as ``step(grads)``; :attr:`grads` then hold only the copied gradients.
+        """
+        grads = list(grads)
+        if len(grads) != len(self.tensors):
+            raise SpecError(f"grads must hold {len(self.tensors)} arrays (one per tensor), not {len(grads)}")
+        for i, (t, g) in enumerate(zip(self.tensors, grads)):
+            if g is not None and np.shape(g) != t.k.shape:
+                raise SpecError(f"grads[{i}] must have shape {t.k.shape}, not {np.shape(g)}")
+        in_place = self._in_place and loops.fits_lean(tables.log_eta_term(self.spec, eta_rungs),
+                                                     tables.bias_correction_term(self.spec, self.t + 1))
+        ptrs = self._own_ptrs.copy() if in_place else self._no_ptrs
+        for i, (view, g) in enumerate(zip(self.grads, grads)):
+            if in_place and isinstance(g, np.ndarray) and g.dtype == np.float32 and g.flags.c_contiguous:
+                p = g.__array_interface__["data"][0]
+                if not self._wbits_at[0] - g.nbytes < p < self._wbits_at[1]:  # the step writes those words
+                    ptrs[i] = p
+                    continue
+            if g is not None:
+                view[...] = g
+        return self._step(eta_rungs, ptrs)  # grads (and so the arrays read in place) live until it returns
+
+    def _step(self, eta_rungs, gptrs) -> StepStats:
         spec = self.spec
         log_eta = tables.log_eta_term(spec, eta_rungs)
         log_bc = tables.bias_correction_term(spec, self.t + 1)
@@ -154,7 +192,7 @@ class FusedMadam:
             self._grad_bits[:] = grad_to_bits(self._grad, fmt)
         if self._fused is not None and loops.fits_lean(log_eta, log_bc):
             fused, buffers, rest = self._fused
-            n_nan, n_inf = fused(*buffers, np.int64(log_eta), np.int64(log_bc), *rest)
+            n_nan, n_inf = fused(*buffers, np.int64(log_eta), np.int64(log_bc), *rest, gptrs, self._gstarts)
         else:
             if fmt is GradFormat.BFLOAT16:
                 self._grad_bits[:] = grad_to_bits(self._grad, fmt)

@@ -27,6 +27,8 @@ import threading
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
 
 from lnsim.codecs import float32_to_bfloat16_bits
 from lnsim.golden import lean, lut
@@ -142,12 +144,52 @@ def _update_loop_for(consts, LOG, ALOG, parallel):
     return fn
 
 
+@intrinsic
+def _words_at(typingctx, addr):
+    """The address ``addr`` (an int64) as a pointer to uint32 words."""
+    sig = types.CPointer(types.uint32)(types.int64)
+
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill(src, out, convert):
+    """``out[:] = `` the bfloat16 bits of float32 words ``src`` (if ``convert``), else ``src`` as it is."""
+    if convert:
+        float32_to_bfloat16_bits(src, out)
+    else:
+        for j in range(src.shape[0]):
+            out[j] = src[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_strip(grad, gptrs, gstarts, lo, hi, out, convert):
+    """Gradient words of elements ``lo .. hi-1`` into ``out[:hi-lo]`` (through :func:`_fill`): from the flat
+    ``grad`` if ``gptrs`` is empty, else from the float32 arrays at the addresses ``gptrs``, array ``t`` holding
+    elements ``gstarts[t] .. gstarts[t+1]-1``."""
+    if gptrs.shape[0] == 0:
+        _fill(grad[lo:hi], out[:hi - lo], convert)
+        return
+    t = np.searchsorted(gstarts, lo, side="right") - 1
+    pos = lo
+    while pos < hi:
+        end = min(hi, gstarts[t + 1])
+        src = numba.carray(_words_at(gptrs[t] + 4 * (pos - gstarts[t])), end - pos)
+        _fill(src, out[pos - lo:end - lo], convert)
+        pos = end
+        t += 1
+
+
 def _make_fused_step(consts, LOG, ALOG, parallel):
     """Compile, for one datapath, a step over flat buffers: gradients -> update -> decoded weights, in one pass.
 
     Each strip of :data:`_STRIP` elements is done whole while it sits in L1: its gradients are rounded to
     bfloat16 (:func:`lnsim.codecs.float32_to_bfloat16_bits`, if ``convert``) or copied as they are into a strip
-    buffer, the update loop's two passes run on it, and the weight decoder's table lookup
+    buffer, from the flat ``grad`` or, if ``gptrs`` is not empty, from each tensor's own float32 array where it
+    lies (:func:`_fill_strip`; the caller keeps those arrays alive), the update loop's two passes run on it, and the weight decoder's table lookup
     (:func:`lnsim.golden.decoder.decode_lut_range`) writes its weights. On one thread or, if ``parallel``, with
     the chunks spread over Numba's threads. Every element's result depends on that element alone, and the
     NaN/Inf counts are sums, so both give the same bits as ``float32_to_bfloat16_bits``, the update loop and
@@ -158,7 +200,8 @@ def _make_fused_step(consts, LOG, ALOG, parallel):
     KCAP = 1 << 30
     GD = np.uint16 if W == 16 else np.uint32  # the gradient bit patterns' dtype
 
-    def fused_step(sign, k, grad, convert, state, log_eta, log_bc, SSTAR, KMAX, wbits, seg_ends, lut_offsets, LUT):
+    def fused_step(sign, k, grad, convert, state, log_eta, log_bc, SSTAR, KMAX, wbits, seg_ends, lut_offsets, LUT,
+                   gptrs, gstarts):
         n = k.shape[0]
         sstar = np.int32(SSTAR)
         kmax = np.int32(KMAX)
@@ -171,10 +214,7 @@ def _make_fused_step(consts, LOG, ALOG, parallel):
             gs = np.empty(ST, GD)
             for lo in range(c * CH, min(c * CH + CH, n), ST):
                 hi = min(lo + ST, n)
-                if convert:
-                    float32_to_bfloat16_bits(grad[lo:hi], gs[:hi - lo])
-                else:
-                    gs[:hi - lo] = grad[lo:hi]
+                _fill_strip(grad, gptrs, gstarts, lo, hi, gs, convert)
                 for j in range(lo, hi):
                     i = np.uint64(j)
                     x, sn, nan, inf = lean_ratio(gs[np.uint64(j - lo)], state[i], W, MB, WM, EMAX, s, F, a, LOG, LGT,

@@ -176,7 +176,7 @@ class LNSMadam(torch.optim.Optimizer):
         """Fuse a group's tensors, point each parameter's state and data at the fused buffers.
 
         Also builds the group's stepping plan: per parameter, the torch view of its slice of the fused
-        gradient buffer (``step`` copies ``p.grad`` straight into it) and, unless ``p.data`` is the fused
+        gradient buffer (where ``step`` copies a ``p.grad`` it cannot read in place) and, unless ``p.data`` is the fused
         weights buffer itself, the torch view of its decoded weights to copy out.
         """
         fused = FusedMadam(tensors, parallel=True)
@@ -204,9 +204,9 @@ class LNSMadam(torch.optim.Optimizer):
     def step(self, closure=None):
         """One B-bit Madam step of every group with a gradient; returns the closure's loss (if given).
 
-        Each ``p.grad`` is copied once, converted to float32 by ``copy_``, into the group's fused gradient
-        buffer (``None`` as zeros); one compiled call then steps the group, over Numba's threads when it is
-        large (:class:`lnsim.golden.FusedMadam` with ``parallel=True``).
+        One compiled call steps each group (:meth:`lnsim.golden.FusedMadam.step_from`, over Numba's threads when
+        the group is large). It reads a contiguous float32 ``p.grad`` where it lies; other gradients are copied
+        once, converted to float32 by ``copy_``, into the group's fused gradient buffer (``None`` as zeros).
         """
         loss = None
         if closure is not None:
@@ -217,6 +217,7 @@ class LNSMadam(torch.optim.Optimizer):
             if all(p.grad is None for p in group["params"]):
                 continue
             eta_rungs = self.eta_rungs(group)
+            grads = []
             for j, (p, g_view, _, _) in enumerate(plan):
                 g = p.grad
                 if g is None:
@@ -224,9 +225,13 @@ class LNSMadam(torch.optim.Optimizer):
                 elif g.layout is not torch.strided or g.device.type != "cpu":
                     raise SpecError(f"{self._describe(group, index, j)}: its gradient must be a "
                                     f"dense CPU tensor, not {g.layout} on {g.device}")
+                elif g.dtype == torch.float32 and g.is_contiguous() and not g.requires_grad:
+                    grads.append(g.numpy())  # read in place by the compiled step
+                    continue
                 else:
                     g_view.copy_(g)
-            stats = fused.step(None, eta_rungs)
+                grads.append(None)
+            stats = fused.step_from(grads, eta_rungs)
             nan += stats.nan
             inf += stats.inf
             t = fused.t
