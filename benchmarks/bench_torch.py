@@ -6,8 +6,10 @@ of random gradients are drawn once and the parameters' ``.grad`` alternate betwe
 (outside the timed region), so the codes walk instead of saturating. Only ``optimizer.step()`` is timed, each
 call on its own; the optimisers take turns (``--repeat`` rounds of ``--steps`` steps each) so they share the
 machine's load. Prints the median and best ms per step, the time of the compiled fused step alone
-(``FusedMadam.step(None)``, without the gradient copies), and the ratios LNSMadam / Adam, with 1 thread and
-2 (``torch.set_num_threads`` and ``numba.set_num_threads`` together). A benchmark, not a test: it asserts
+(``FusedMadam.step(None)`` on the gradients already in its flat buffer: ``step()`` without LNSMadam's Python
+work), and the ratios LNSMadam / Adam, with 1 thread and 2 (``torch.set_num_threads`` and
+``numba.set_num_threads`` together), and the load average before and after (other processes on the machine
+slow the 2-thread runs most: every parallel region waits for its slowest thread). A benchmark, not a test: it asserts
 nothing about time. Target: LNSMadam <= 1.2 x Adam(foreach=True) on the 10M-parameter MLP.
 
 Usage: python benchmarks/bench_torch.py [--quick] [--repeat 7] [--bits 12] [--threads 1 2]
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import statistics
 import time
 
@@ -119,6 +122,14 @@ def bench(name: str, threads: int, args, with_fused: bool) -> dict:
             **{k: (1e3 * statistics.median(v), 1e3 * min(v)) for k, v in times.items()}}
 
 
+def load_average() -> str:
+    """The 1-minute load average (``os.getloadavg``), or "?" where there is none."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "?"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a short run: 3 rounds, a fifth of the steps")
@@ -131,7 +142,7 @@ def main(argv=None):
     threads = [t for t in args.threads if t <= numba.config.NUMBA_NUM_THREADS]
     with_fused = adam_fused_available()
     print(f"torch {torch.__version__}, numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} threads max), "
-          f"bits={args.bits}, {args.repeat} rounds; ms per step, median (best)")
+          f"bits={args.bits}, {args.repeat} rounds; ms per step, median (best); load average {load_average()}")
     if not with_fused:
         print("Adam(fused=True) is not available on CPU in this torch build: that column is left out")
     cols = ["LNSMadam", "kernel", "Adam-foreach"] + (["Adam-fused"] if with_fused else [])
@@ -147,6 +158,7 @@ def main(argv=None):
             if with_fused:
                 row += f" {r['LNSMadam'][0] / r['Adam-fused'][0]:>9.2f}"
             print(row, flush=True)
+    print(f"load average {load_average()} at the end ({os.cpu_count()} CPUs)")
 
 
 if __name__ == "__main__":

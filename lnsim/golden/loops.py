@@ -17,7 +17,7 @@ The loop's shape, measured with benchmarks/bench_golden.py:
   on one thread).
 * NaN/Inf counts accumulate in int32 per chunk: an int64 reduction would halve the vector width.
 
-The strip buffer (8 KB per chunk) is the loops' one allocation.
+The strip buffers (8 KB per chunk; the fused step's gradient words 4-8 KB more) are the loops' one allocation.
 """
 
 from __future__ import annotations
