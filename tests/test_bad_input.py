@@ -38,7 +38,7 @@ CLI = [
     (["verilog", "--out", "/nonexistent/dir/x.v"], r"must be a writable file path, not '/nonexistent/dir/x\.v'"),
     (["verify", "--vectors", "-1"], r"vectors must be an integer in 1\.\.1000000000, not -1"),
     (["verify", "--lanes", "65"], r"lanes must be an integer in 1\.\.64, not 65"),
-    (["synth", "--target", "xilinx"], r"target must be one of ecp5-25k, ice40-up5k, not 'xilinx'"),
+    (["synth", "--target", "xilinx"], r"target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xilinx'"),
     (["synth", "--lanes", "0"], r"lanes must be an integer in 1\.\.64, not 0"),
     (["synth", "--sweep", "--jobs", "0"], r"jobs must be an integer in 1\.\.16, not 0"),
     (["synth", "--sweep", "--jobs", "17"], r"jobs must be an integer in 1\.\.16, not 17"),

@@ -32,6 +32,7 @@ EXPECTED = {
     "python benchmarks/torch_table.py": {"README.md", "docs/torch.md"},
     "python benchmarks/fidelity_table.py": {"README.md", "docs/datapath.md"},
     "python benchmarks/synth_table.py": {"README.md", "docs/hardware.md"},
+    "python benchmarks/families_table.py": {"docs/hardware.md"},
     "python benchmarks/explore_table.py grid": {"docs/explore.md"},
     "python benchmarks/explore_table.py range60": {"docs/explore.md"},
 }
@@ -158,3 +159,11 @@ def test_synth_sweep_reproduces(tmp_path):
     """The whole synthesis sweep again (the pinned yowasp tools, seed 1; 15-20 minutes on 2 cores)."""
     command = "python benchmarks/synth_table.py"
     assert_reproduced(command, regenerate(command, tmp_path, extra=["--jobs", "2"], timeout=3 * 3600))
+
+
+@pytest.mark.slow
+@pytest.mark.hw
+def test_families_table_reproduces(tmp_path):
+    """The six runs on the further FPGA families again (seed 1; about 10 minutes on 2 cores)."""
+    command = "python benchmarks/families_table.py"
+    assert_reproduced(command, regenerate(command, tmp_path, extra=["--jobs", "2"], timeout=3600))

@@ -140,7 +140,7 @@ def _small_spec():
 
 
 def test_unknown_target():
-    with pytest.raises(ValueError, match="target must be one of ecp5-25k, ice40-up5k, not 'xc7'"):
+    with pytest.raises(ValueError, match="target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xc7'"):
         fpga.synthesize(_small_spec(), target="xc7")
 
 
@@ -169,7 +169,7 @@ def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--target", "xc7"], "target must be one of ecp5-25k, ice40-up5k, not 'xc7'"),
+    (["--target", "xc7"], "target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xc7'"),
     (["--unit", "sgd"], "unit must be one of madam, linear, not 'sgd'"),
     (["--lanes", "0"], "lanes must be an integer in 1..64, not 0"),
     (["--lanes", "65"], "lanes must be an integer in 1..64, not 65"),
@@ -184,7 +184,7 @@ def test_cli_option_errors(argv, message, capsys):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(target="xc7"), "target must be one of ecp5-25k, ice40-up5k, not 'xc7'"),
+    (dict(target="xc7"), "target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xc7'"),
     (dict(unit="sgd"), "unit must be one of madam, linear, not 'sgd'"),
     (dict(lanes=True), "lanes must be an integer in 1..64, not True"),
     (dict(lanes=2.0), "lanes must be an integer in 1..64, not 2.0"),
@@ -377,3 +377,21 @@ def test_madam_lane_on_ecp5_packs_its_multipliers(ecp5_b8_run):
     netlist = json.loads((workdir / "packed.json").read_text())
     mults = [c for c in netlist["modules"]["lnsim_update_unit"]["cells"].values() if c["type"] == "MULT18X18D"]
     assert [c["parameters"]["REG_OUTPUT_CLK"] for c in mults] == ["CLK0"] * 3
+
+
+@pytest.mark.hw
+@pytest.mark.parametrize("target", ["ecp5-85k", "gowin-gw1nr9", "gatemate-a1"])
+def test_the_small_unit_places_and_routes_on_every_further_target(target, tmp_path):
+    """The 4-bit update unit through each further family's real tools: placed, counted in that family's cells
+    (its own LUTs, flip-flops and multipliers), timed, and its multipliers are the family's."""
+    r = fpga.synthesize(_small_spec(), target=target, lanes=1, workdir=str(tmp_path), timeout=900)
+    t = fpga.TARGETS[target]
+    assert (r["target"], r["placed"], r["fits"]) == (target, True, True)
+    assert 300 < r["luts"] < 5000 and 100 < r["ffs"] < 5000, r
+    assert r["dsps"] == sum(r["cells"].get(c, 0) for c in t.dsp_cells) >= 1
+    assert r["ffs"] == sum(n for c, n in r["cells"].items() if c.startswith(t.ff_prefix))
+    assert 1 < r["fmax_mhz"] < 500 and r["freq_target_mhz"] == t.default_freq_mhz
+    assert r["critical_path"]["steps"]
+    assert r["device_utilization"] and all(used <= avail for used, avail in r["device_utilization"].values()
+                                           if avail)
+    assert fpga.format_report(r).splitlines()[0].startswith(f"target            {target}  (seed 1")

