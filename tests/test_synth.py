@@ -379,15 +379,22 @@ def test_madam_lane_on_ecp5_packs_its_multipliers(ecp5_b8_run):
     assert [c["parameters"]["REG_OUTPUT_CLK"] for c in mults] == ["CLK0"] * 3
 
 
+_FURTHER = [pytest.param(t, "linear", id=f"{t}-linear") for t in ("ecp5-85k", "gowin-gw1nr9", "gatemate-a1")]
+_FURTHER += [pytest.param(t, "madam", id=f"{t}-madam", marks=pytest.mark.slow)
+             for t in ("ecp5-85k", "gowin-gw1nr9", "gatemate-a1")]
+
+
 @pytest.mark.hw
-@pytest.mark.parametrize("target", ["ecp5-85k", "gowin-gw1nr9", "gatemate-a1"])
-def test_the_small_unit_places_and_routes_on_every_further_target(target, tmp_path):
-    """The 4-bit update unit through each further family's real tools: placed, counted in that family's cells
-    (its own LUTs, flip-flops and multipliers), timed, and its multipliers are the family's."""
-    r = fpga.synthesize(_small_spec(), target=target, lanes=1, workdir=str(tmp_path), timeout=900)
+@pytest.mark.parametrize("target, unit", _FURTHER)
+def test_a_small_unit_places_and_routes_on_every_further_target(target, unit, tmp_path):
+    """The 4-bit linear unit (and, with -m slow, the update unit: about 2 minutes each) through each further
+    family's real tools: placed, counted in that family's cells (its own LUTs, flip-flops and multipliers),
+    timed, and its multipliers are the family's."""
+    r = fpga.synthesize(_small_spec(), target=target, unit=unit, lanes=1, workdir=str(tmp_path), timeout=900)
     t = fpga.TARGETS[target]
-    assert (r["target"], r["placed"], r["fits"]) == (target, True, True)
-    assert 300 < r["luts"] < 5000 and 100 < r["ffs"] < 5000, r
+    assert (r["target"], r["unit"], r["placed"], r["fits"]) == (target, unit, True, True)
+    lo = 300 if unit == "madam" else 4
+    assert lo < r["luts"] < 5000 and lo < r["ffs"] < 5000, r
     assert r["dsps"] == sum(r["cells"].get(c, 0) for c in t.dsp_cells) >= 1
     assert r["ffs"] == sum(n for c, n in r["cells"].items() if c.startswith(t.ff_prefix))
     assert 1 < r["fmax_mhz"] < 500 and r["freq_target_mhz"] == t.default_freq_mhz
