@@ -55,11 +55,11 @@ def run(args) -> int:
     threads = check_threads(args.threads)
     check_plot_path(args.plot)
     check_outputs(json=args.json, plot=args.plot, save=args.save)
-    _warn_options(args, config)
     resume = checkpoint.load(args.resume) if args.resume else None
     out = text_stream(args.json)
 
     def started(data: str, model: str) -> None:  # before the progress bars: a pipe sees what runs at once
+        _warn_options(args, config)  # here, after train() checked a --resume: a refused run prints its error alone
         print(format_header(header_fields(config, model), data), file=out, flush=True)
 
     result = train(config, resume=resume, save=args.save, progress=not args.no_progress, threads=threads,
