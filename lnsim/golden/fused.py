@@ -153,7 +153,7 @@ class FusedMadam:
         """
         if grads is not None:
             self._copy_grads(list(grads))
-        return self._step(eta_rungs, self._no_ptrs)
+        return self._step(self._scalars(eta_rungs), self._no_ptrs)
 
     def step_from(self, grads, eta_rungs: int | None = None) -> StepStats:
         """:meth:`step` reading each gradient where it lies, without copying it into :attr:`grads`.
@@ -170,8 +170,8 @@ class FusedMadam:
         for i, (t, g) in enumerate(zip(self.tensors, grads)):
             if g is not None and np.shape(g) != t.k.shape:
                 raise SpecError(f"grads[{i}] must have shape {t.k.shape}, not {np.shape(g)}")
-        in_place = self._in_place and loops.fits_lean(tables.log_eta_term(self.spec, eta_rungs),
-                                                     tables.bias_correction_term(self.spec, self.t + 1))
+        scalars = self._scalars(eta_rungs)
+        in_place = self._in_place and loops.fits_lean(*scalars)
         ptrs = self._own_ptrs.copy() if in_place else self._no_ptrs
         for i, (view, g) in enumerate(zip(self.grads, grads)):
             if in_place and isinstance(g, np.ndarray) and g.dtype == np.float32 and g.flags.c_contiguous:
@@ -181,12 +181,14 @@ class FusedMadam:
                     continue
             if g is not None:
                 view[...] = g
-        return self._step(eta_rungs, ptrs)  # grads (and so the arrays read in place) live until it returns
+        return self._step(scalars, ptrs)  # grads (and so the arrays read in place) live until it returns
 
-    def _step(self, eta_rungs, gptrs) -> StepStats:
+    def _scalars(self, eta_rungs) -> tuple[int, int]:
+        return tables.log_eta_term(self.spec, eta_rungs), tables.bias_correction_term(self.spec, self.t + 1)
+
+    def _step(self, scalars, gptrs) -> StepStats:
         spec = self.spec
-        log_eta = tables.log_eta_term(spec, eta_rungs)
-        log_bc = tables.bias_correction_term(spec, self.t + 1)
+        log_eta, log_bc = scalars
         fmt = spec.cfg.grad_format
         if fmt is GradFormat.FLOAT16:
             self._grad_bits[:] = grad_to_bits(self._grad, fmt)

@@ -204,9 +204,10 @@ class LNSMadam(torch.optim.Optimizer):
     def step(self, closure=None):
         """One B-bit Madam step of every group with a gradient; returns the closure's loss (if given).
 
-        One compiled call steps each group (:meth:`lnsim.golden.FusedMadam.step_from`, over Numba's threads when
-        the group is large). It reads a contiguous float32 ``p.grad`` where it lies; other gradients are copied
-        once, converted to float32 by ``copy_``, into the group's fused gradient buffer (``None`` as zeros).
+        One compiled call steps each group. A large group (2**15 elements or more) runs over Numba's threads
+        (:meth:`lnsim.golden.FusedMadam.step_from`) and reads a contiguous float32 ``p.grad`` where it lies;
+        other gradients, and all of a small group's, are copied once, converted to float32 by ``copy_``, into
+        the group's fused gradient buffer (``None`` as zeros).
         """
         loss = None
         if closure is not None:
@@ -217,6 +218,8 @@ class LNSMadam(torch.optim.Optimizer):
             if all(p.grad is None for p in group["params"]):
                 continue
             eta_rungs = self.eta_rungs(group)
+            # A small group's gradients are cheaper to copy (they stay in cache) than to hand over one by one.
+            large = fused._threads
             grads = []
             for j, (p, g_view, _, _) in enumerate(plan):
                 g = p.grad
@@ -225,13 +228,13 @@ class LNSMadam(torch.optim.Optimizer):
                 elif g.layout is not torch.strided or g.device.type != "cpu":
                     raise SpecError(f"{self._describe(group, index, j)}: its gradient must be a "
                                     f"dense CPU tensor, not {g.layout} on {g.device}")
-                elif g.dtype == torch.float32 and g.is_contiguous() and not g.requires_grad:
+                elif large and g.dtype == torch.float32 and g.is_contiguous() and not g.requires_grad:
                     grads.append(g.numpy())  # read in place by the compiled step
                     continue
                 else:
                     g_view.copy_(g)
                 grads.append(None)
-            stats = fused.step_from(grads, eta_rungs)
+            stats = fused.step_from(grads, eta_rungs) if large else fused.step(None, eta_rungs)
             nan += stats.nan
             inf += stats.inf
             t = fused.t
