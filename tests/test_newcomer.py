@@ -295,6 +295,20 @@ def test_a_diverging_float_baseline_is_counted_not_a_numpy_warning():
     assert int(re.search(r"; (\d+) steps skipped", last).group(1)) > 0
 
 
+# -- A closed pipe ------------------------------------------------------------------------------------------------
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """``lnsim info | head -1``: a reader that has gone is exit status 141 (128 + SIGPIPE) and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # no reader at all, so the first write fails as it does once head has exited
+    try:
+        r = subprocess.run([sys.executable, "-m", "lnsim.cli", "info"], stdout=write_end, stderr=subprocess.PIPE,
+                           text=True)
+    finally:
+        os.close(write_end)
+    assert (r.returncode, r.stderr) == (141, "")
+
+
 # -- Discoverability ----------------------------------------------------------------------------------------------
 
 def test_version(capsys):

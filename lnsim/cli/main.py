@@ -5,21 +5,25 @@ registering its flags and a ``run`` function returning the exit status. Invalid 
 (:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
 ``lnsim: error: <message>`` with exit status 2. Ctrl-C (KeyboardInterrupt) is one line ``lnsim: interrupted``
 and exit status 130 (128 + SIGINT, as a shell reports it); the layers below remove their temporary files on
-the way out.
+the way out. Output into a pipe whose reader has gone (``lnsim info | head -1``) ends quietly with exit
+status 141 (128 + SIGPIPE).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lnsim import __version__
 from lnsim.cli import info, sweep, synth, train, verify, verilog
 
-__all__ = ["INTERRUPTED", "Parser", "build_parser", "main"]
+__all__ = ["BROKEN_PIPE", "INTERRUPTED", "Parser", "build_parser", "main"]
 
 #: Exit status after Ctrl-C: 128 + SIGINT.
 INTERRUPTED = 130
+#: Exit status when the output's reader closed it: 128 + SIGPIPE.
+BROKEN_PIPE = 141
 
 
 class Parser(argparse.ArgumentParser):
@@ -47,6 +51,11 @@ def main(argv=None) -> int:
     except ValueError as e:  # SpecError and the trainer's data errors: one line, no traceback
         print(f"lnsim: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``lnsim info | head``): stop quietly, as a shell tool does. Point stdout at
+        # /dev/null so the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
     except KeyboardInterrupt:
         # On a terminal the cursor is after the echoed ^C (or a progress line): start a line of our own.
         print(("\n" if sys.stderr.isatty() else "") + "lnsim: interrupted", file=sys.stderr)
