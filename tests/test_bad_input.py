@@ -29,6 +29,8 @@ CLI = [
     (["info", "--eta0", "nan"], r"eta0 must be a finite number in \(0, 1\], not nan"),
     (["info", "--bits", "16", "--eta0", "0.01"], r"gives a ladder 655\.35 nepers deep"),
     (["info", "--base", "pow3"], r"base must be one of 'natural', 'pow2', not 'pow3'"),
+    (["info", "--eta0", "0.001", "--dynamic-range", "60"], r"give eta0 or dynamic_range, not both"),
+    (["info", "--dynamic-range", "1"], r"dynamic_range must be a number > 1, not 1\.0"),
     (["info", "--base", "pow2", "--frac-bits", "17"], r"frac_bits must be an integer in 0\.\.16, not 17"),
     (["info", "--grad-format", "fp8"], r"grad_format must be one of 'bfloat16', 'float16', 'float32', not 'fp8'"),
     (["info", "--state-bits", "7"], r"state_bits must be an integer in 28\.\.32, not 7"),

@@ -318,6 +318,17 @@ def test_version(capsys):
     assert capsys.readouterr().out == f"lnsim {lnsim.__version__}\n"
 
 
+def test_info_takes_a_dynamic_range(capsys):
+    import json
+    import math
+
+    assert main(["info", "--bits", "8", "--dynamic-range", "60", "--json", "-"]) == 0
+    spec = json.loads(capsys.readouterr().out)["spec"]
+    assert spec["eta0"] == math.log(60) / 255 and abs(spec["dynamic_range"] - 60) < 1e-9
+    assert main(["info", "--base", "pow2", "--dynamic-range", "60", "--json", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["frac_bits"] == 9  # ln2/2**9 * 4095 = 5.54 >= ln 60
+
+
 def test_inject_fault_is_in_verify_help(capsys):
     assert _exit_code(["verify", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from lnsim import tables
-from lnsim.cli.options import spec_from_args, spec_parent
+from lnsim.cli.options import add_option, spec_parent, spec_values
 from lnsim.cli.output import check_outputs, text_stream, warn_spec, write_json
+from lnsim.spec import DYNAMIC_RANGE, Spec
 
 __all__ = ["add_parser", "run"]
 
@@ -13,6 +14,7 @@ def add_parser(sub) -> None:
     """Register ``info`` on ``sub`` (from ``add_subparsers``)."""
     p = sub.add_parser("info", parents=[spec_parent()], help="print a spec's derived quantities and table sizes",
                        description="Print a spec's derived quantities and table sizes.")
+    add_option(p, DYNAMIC_RANGE)
     p.add_argument("--json", metavar="FILE", help="also write them as JSON (- for stdout; the table then goes to stderr)")
     p.set_defaults(func=run)
 
@@ -20,7 +22,7 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Print the table of the spec named by ``args``; write ``{"spec", "table_bits", "bits_per_weight"}`` to
     ``--json`` (``bits_per_weight``: :meth:`lnsim.spec.BitsPerWeight.to_dict`, the parts and their ``total``)."""
-    spec = spec_from_args(args)
+    spec = Spec.from_options(**spec_values(args), dynamic_range=args.dynamic_range)
     check_outputs(json=args.json)
     warn_spec(spec)
     tb = tables.table_bits(spec)
