@@ -17,23 +17,20 @@ cocotb run of the same seed; vectors, expected values, mismatches and coverage a
 from __future__ import annotations
 
 import ctypes
-import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from lnsim.golden import grad_dtype, update_inplace
 from lnsim.spec import Spec
 from lnsim_rtl.widths import Widths
 from lnsim_testbenches.batch_build import BatchBuild
+from lnsim_testbenches.expected import STALL_PROFILES, Coverage, GoldenModel, decoded
 from lnsim_testbenches.stimulus import Stimulus
 
-__all__ = ["STALL_PROFILES", "TESTS", "BatchUnit", "BatchGolden", "run_tests"]
+__all__ = ["STALL_PROFILES", "TESTS", "BatchUnit", "run_tests"]
 
-#: The cocotb bench's stall profiles (``update_unit_tb.STALLS``): per segment, the probability of valid / ready.
-STALL_PROFILES = {"none": (1.0,), "random": (1.0, 1.0, 0.95, 0.7, 0.3)}
 #: The tests, in the order the cocotb bench runs them.
 TESTS = ("random_vectors", "reset_mid_stream", "directed_corners", "exhaustive_grad", "replay")
 #: Vectors per harness call (a chunk): large enough that the call overhead vanishes, small enough for progress.
@@ -110,62 +107,6 @@ class BatchUnit:
         return out[: s["received"]], s
 
 
-class BatchGolden:
-    """The golden model over one group of vectors sharing the step's scalars (the bench's ``GoldenModel``)."""
-
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        g = spec.cfg.grad_format
-        self._mb, self._emaxf = g.man_bits, g.exp_field_max
-        self.seconds = 0.0
-        one = np.zeros(1, np.uint8)
-        self.update(one, np.zeros(1, spec.fmt.code_dtype), np.zeros(1, grad_dtype(spec)), np.zeros(1, np.uint32), 0, 0)
-        self.seconds = 0.0
-
-    def flags(self, g):
-        """Stage 1's NaN and Inf flags (docs/datapath.md): exponent field all ones, mantissa non-zero / zero."""
-        g = g.astype(np.uint32)
-        e = (g >> np.uint32(self._mb)) & np.uint32(self._emaxf)
-        m = g & np.uint32(2**self._mb - 1)
-        top = e == self._emaxf
-        return top & (m != 0), top & (m == 0)
-
-    def update(self, sw, k, g, st, log_eta: int, log_bc: int):
-        """``(k_new, st_new, nan, inf)`` for one step."""
-        t0 = time.perf_counter()
-        k_new, st_new = k.copy(), st.copy()
-        n_nan, n_inf = update_inplace(self.spec, sw, k_new, g, st_new, log_eta=log_eta, log_bc=log_bc,
-                                      parallel=False)
-        nan, inf = self.flags(g)
-        self.seconds += time.perf_counter() - t0
-        if int(np.count_nonzero(nan)) != n_nan or int(np.count_nonzero(inf)) != n_inf:
-            raise AssertionError(f"flag classification disagrees with the golden model's counts "
-                                 f"({int(nan.sum())}/{n_nan} NaN, {int(inf.sum())}/{n_inf} Inf)")
-        return k_new, st_new, nan, inf
-
-
-#: Coverage bins, as the cocotb bench's ``Coverage`` counts them.
-_BINS = ("nan", "inf", "zero_grad", "subnormal", "fresh_state", "k_in_0", "k_in_kmax", "reaches_0",
-         "reaches_kmax", "step_sstar", "step_0", "step_between")
-
-
-def _coverage(spec: Spec, counts: dict, k, g, st, k_new, nan, inf) -> None:
-    gf = spec.cfg.grad_format
-    mb, emaxf, kmax, sstar = gf.man_bits, gf.exp_field_max, spec.fmt.code_max, spec.eta_star_rungs
-    g = g.astype(np.int64)
-    e, m = (g >> mb) & emaxf, g & (2**mb - 1)
-    k, k_new = k.astype(np.int64), k_new.astype(np.int64)
-    nan, inf = nan.astype(bool), inf.astype(bool)
-    step = np.abs(k_new - k)
-    for name, hits in (("nan", nan), ("inf", inf), ("zero_grad", (e == 0) & (m == 0)),
-                       ("subnormal", (e == 0) & (m != 0)), ("fresh_state", st == 0), ("k_in_0", k == 0),
-                       ("k_in_kmax", k == kmax), ("reaches_0", ~nan & (k_new == 0) & (k > 0)),
-                       ("reaches_kmax", ~nan & (k_new == kmax) & (k < kmax)),
-                       ("step_sstar", ~nan & (step == sstar)), ("step_0", ~nan & (step == 0)),
-                       ("step_between", ~nan & (step > 0) & (step < sstar))):
-        counts[name] += int(np.count_nonzero(hits))
-
-
 class _Chunk:
     """Beats of one harness call: input rows, expected fields, the index of its first vector."""
 
@@ -210,12 +151,12 @@ def _chunks(groups, lanes: int, limit: int):
 class _Test:
     """One test's run: feeds chunks to the harness (in a worker thread) and checks what comes back."""
 
-    def __init__(self, spec: Spec, lanes: int, name: str, units, model: BatchGolden, *, latency: int,
+    def __init__(self, spec: Spec, lanes: int, name: str, units, model: GoldenModel, *, latency: int,
                  stalls: str, stall_seed: int, progress=None, total: int = 0):
         self.spec, self.lanes, self.name, self.units, self.model = spec, lanes, name, list(units), model
         self.latency, self.stalls, self.stall_seed = latency, stalls, stall_seed
         self.progress, self.total = progress, total
-        self.coverage = dict.fromkeys(_BINS, 0)
+        self.coverage = Coverage(spec)
         self.reports: list = []
         self.received = self.mismatches = self.mismatched_beats = 0
         self.stats = {"cycles": 0, "bubbles": 0, "resent": 0, "latency_seen": None}
@@ -287,7 +228,7 @@ class _Test:
             "first_mismatches": self.reports,
             "resets": [list(r) for r in resets],
             "resent_beats": self.stats["resent"],
-            "coverage": self.coverage,
+            "coverage": self.coverage.counts,
             "engine": "batch",
         }
 
@@ -311,8 +252,8 @@ class _Test:
                                f"after {st['cycles']} cycles")
         exp = expected[:got]
         r = rows[:got, 2:]
-        _coverage(self.spec, self.coverage, r[:, 1::4].ravel(), r[:, 2::4].ravel(), r[:, 3::4].ravel(),
-                  exp[:, 0::4].ravel(), exp[:, 2::4].ravel(), exp[:, 3::4].ravel())
+        self.coverage.add(r[:, 1::4].ravel(), r[:, 2::4].ravel(), r[:, 3::4].ravel(),
+                          exp[:, 0::4].ravel(), exp[:, 2::4].ravel(), exp[:, 3::4].ravel())
         bad = (out != exp).reshape(got, lanes, 4).any(axis=2)  # (beats, lanes)
         n_bad = int(np.count_nonzero(bad))
         if n_bad:
@@ -341,35 +282,13 @@ class _Test:
             "golden": gold,
             "rtl_bits": hex(self._pack(rtl)),
             "golden_bits": hex(self._pack(gold)),
-            "decoded": {
-                "g": self._grad_value(x["g"]),
-                "st_in": self._state(x["st"]),
-                "st_rtl": self._state(rtl["st"]),
-                "st_golden": self._state(gold["st"]),
-                "k_step_rtl": rtl["k"] - x["k"],
-                "k_step_golden": gold["k"] - x["k"],
-            },
+            "decoded": decoded(self.spec, x, rtl, gold),
         }
 
     def _pack(self, fields: dict) -> int:
         return sum(fields[name] << f.offset for name, f in self.units[0].lane_out)
 
-    def _grad_value(self, bits: int) -> float:
-        name = self.spec.cfg.grad_format.value
-        if name == "bfloat16":
-            return float(np.array([bits << 16], np.uint32).view(np.float32)[0])
-        if name == "float16":
-            return float(np.array([bits], np.uint16).view(np.float16)[0])
-        return float(np.array([bits], np.uint32).view(np.float32)[0])
-
-    def _state(self, st: int) -> str:
-        WM = self.spec.cfg.state_man_bits
-        E, M = st >> WM, st & (2**WM - 1)
-        v = math.ldexp(M, E - self.spec.state_exp_offset)
-        return f"E={E} M={M:#x} v={v:.6g}"
-
-
-def _with_golden(groups, model: BatchGolden):
+def _with_golden(groups, model: GoldenModel):
     """The groups with the golden outputs appended (``random_steps`` has them already)."""
     for group in groups:
         if len(group) > 6:
@@ -399,7 +318,7 @@ def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests,
     units = [BatchUnit(build, spec, lanes) for _ in range(max(1, int(simulators)))]
     try:
         for name in tests:
-            model = BatchGolden(spec)
+            model = GoldenModel(spec)
             salt = sum(map(ord, name))
             rng = np.random.default_rng([seed, salt])
             stim = Stimulus(spec, lanes, np.random.default_rng([seed, salt, 1]), model)

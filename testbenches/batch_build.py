@@ -14,18 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lnsim.files import atomic_write
-from lnsim_testbenches.cache import BUILD_ARGS, _copy_runtime, _reason, _runtime_dir, _save_runtime, _step, cache_root
-from lnsim_testbenches.cache import make_command
-from lnsim_testbenches.simulator import BenchError, check_tools, simulator_env, tool_versions, verilator_executable
+from lnsim_testbenches.cache import BUILD_ARGS, _runtime_dir, build_directory, cache_root
+from lnsim_testbenches.simulator import BenchError, check_tools, tool_versions, verilator_executable
 from lnsim_testbenches.unit_build import UNIT_TOPLEVEL, _rtl_fingerprint, unit_verilog
 
 __all__ = ["HARNESS", "BATCH_MAKE_OVERRIDES", "LIBRARY", "BatchBuild", "build_batch"]
@@ -101,46 +95,15 @@ def build_library(verilog: str, *, log=None) -> BatchBuild:
     final = cache_root() / "verilator" / f"{UNIT_TOPLEVEL}-batch-{key}"
     if (final / LIBRARY).is_file():
         return BatchBuild(final, True, 0.0)
-    env = simulator_env()
-    check_tools(env=env)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.", suffix=".tmp", dir=final.parent)).resolve()
-    source = tmp / f"{UNIT_TOPLEVEL}.v"
-    source.write_text(verilog)
-    shutil.copyfile(HARNESS, tmp / HARNESS.name)
     runtime = _runtime_dir(False, args + [BATCH_MAKE_OVERRIDES])
-    if log is not None:
-        log(f"building the Verilated batch model {final.name} (cached afterwards)")
-    t0 = time.perf_counter()
-    build_log = tmp / "build.log"
-    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), BATCH_MAKE_OVERRIDES]))
-    env["TMPDIR"] = str(tmp)
-    cmd = [str(verilator_executable()), "--cc", "--exe", "-Mdir", str(tmp), "--top-module", UNIT_TOPLEVEL,
-           "--prefix", "Vtop", "-o", LIBRARY, *args, "-CFLAGS", port_defines(verilog), str(tmp / HARNESS.name), str(source)]
-    try:
-        with open(build_log, "w") as f:
-            _step(cmd, tmp, env, f)
-            _copy_runtime(runtime, tmp)
-            _step(make_command(tmp, waves=False), tmp, env, f)
-    except (OSError, subprocess.CalledProcessError) as e:
-        kept = final.parent / f"{final.name}.failed.log"
-        shutil.copyfile(build_log, kept) if build_log.exists() else None
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise BenchError(f"Verilator batch build of {UNIT_TOPLEVEL} failed ({_reason(e)}); log: {kept}") from None
-    except BaseException:  # KeyboardInterrupt: the step's processes are gone (see cache._step); so is the half build
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    seconds = time.perf_counter() - t0
-    _save_runtime(runtime, tmp)
-    for p in tmp.iterdir():
-        if p.name not in (LIBRARY, source.name, build_log.name, HARNESS.name):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (final / LIBRARY).is_file():
-            raise
+    source = f"{UNIT_TOPLEVEL}.v"
+    seconds = build_directory(
+        final, files={source: verilog, HARNESS.name: harness}, product=LIBRARY, runtime=runtime, waves=False,
+        make_overrides=BATCH_MAKE_OVERRIDES, label="batch model", failure=f"Verilator batch build of {UNIT_TOPLEVEL}",
+        log=log,
+        verilate=lambda tmp: [str(verilator_executable()), "--cc", "--exe", "-Mdir", str(tmp), "--top-module",
+                              UNIT_TOPLEVEL, "--prefix", "Vtop", "-o", LIBRARY, *args, "-CFLAGS",
+                              port_defines(verilog), str(tmp / HARNESS.name), str(tmp / source)])
     return BatchBuild(final, False, seconds)
 
 

