@@ -34,7 +34,7 @@ def test_port_names_follow_verilators_encoding():
     assert cxx_name("i__valid") == "i___05Fvalid" and cxx_name("log_eta") == "log_eta"
 
 
-@pytest.mark.parametrize("lanes", [1, 4])
+@pytest.mark.parametrize("lanes", [1, pytest.param(4, marks=pytest.mark.slow)])  # lanes 4: 37 s more
 def test_batch_and_cocotb_engines_agree_on_the_report(lanes, tmp_path):
     kw = dict(lanes=lanes, vectors=6000, seed=3, report_dir=tmp_path)
     batch = tb_verify.verify(B12, engine="batch", **kw)

@@ -68,8 +68,14 @@ def _grads_with_specials_at_chunk_edges(rng, shapes):
     return [g.reshape(s) for g, s in zip(np.split(flat, np.cumsum(sizes)[:-1]), shapes)]
 
 
-@pytest.mark.parametrize("grad_format", ["bfloat16", "float16", "float32"])
-@pytest.mark.parametrize("bits", [8, LUT_MAX_BITS, LUT_MAX_BITS + 2])
+# Each pair compiles its own threaded kernel (some 30 s): the diagonal covers every width and format in the default
+# run, the rest of the grid runs under -m slow.
+_PARALLEL_DIAGONAL = {(8, "bfloat16"), (LUT_MAX_BITS, "float16"), (LUT_MAX_BITS + 2, "float32")}
+
+
+@pytest.mark.parametrize("bits, grad_format", [
+    pytest.param(b, g, marks=() if (b, g) in _PARALLEL_DIAGONAL else pytest.mark.slow)
+    for b in (8, LUT_MAX_BITS, LUT_MAX_BITS + 2) for g in ("bfloat16", "float16", "float32")])
 def test_parallel_step_equals_serial_step_and_golden_madam(bits, grad_format):
     """The threaded step, at any thread count, gives the serial step's and GoldenMadam's bits and counts.
 

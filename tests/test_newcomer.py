@@ -103,8 +103,11 @@ def _interrupt(argv, marker: str | None, tmp_path, *, env=None, delay: float = 2
 
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
+    # A shell's background job starts with SIGINT ignored, and Python then leaves it ignored: restore the default
+    # so that the child turns SIGINT into KeyboardInterrupt however pytest itself was started.
     proc = subprocess.Popen([sys.executable, "-m", "lnsim.cli", *argv], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmpdir), **(env or {})})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(tmpdir), **(env or {})},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     with proc:
         try:
             if marker is not None:

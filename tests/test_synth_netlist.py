@@ -59,7 +59,9 @@ def _assert_bit_identical(results, tests):
         assert not missed, f"{name} never reached {missed}"
 
 
-@pytest.mark.parametrize("json_name", ["packed.json", "top.json"], ids=["packed", "unpacked"])
+# The packed netlist is the one that goes on the chip; the unpacked one (40 s more) runs under -m slow.
+@pytest.mark.parametrize("json_name", ["packed.json", pytest.param("top.json", marks=pytest.mark.slow)],
+                         ids=["packed", "unpacked"])
 def test_ecp5_netlist_is_bit_identical_to_the_golden_model(json_name, ecp5_b8_run, tmp_path):
     workdir, report = ecp5_b8_run
     registered = ["CLK0" if json_name == "packed.json" else "NONE"] * 3
