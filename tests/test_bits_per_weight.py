@@ -127,9 +127,9 @@ def test_drifting_gradients_on_the_tiny_state_match_the_oracle():
 
 
 def test_the_default_state_almost_never_stalls_and_the_tiny_one_does():
-    default = measure(Spec.from_options(step_limit="half"), n=100_000, steps=30, seed=0)
-    tiny = measure(TINY_STATE, n=100_000, steps=30, seed=0)
-    assert default["nonzero"] == 3_000_000
+    default = measure(Spec.from_options(step_limit="half"), n=20_000, steps=30, seed=0)
+    tiny = measure(TINY_STATE, n=20_000, steps=30, seed=0)
+    assert default["nonzero"] == 600_000
     assert default["stall_rate"] < 1e-4 < tiny["stall_rate"]
 
 
