@@ -1,6 +1,6 @@
 """The ``lnsim`` command: one parser with a subcommand per job, and the one place errors become exit codes.
 
-Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``) has ``add_parser``
+Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``, ``vectors``) has ``add_parser``
 registering its flags and a ``run`` function returning the exit status. Invalid input raises a ValueError
 (:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
 ``lnsim: error: <message>`` with exit status 2. Ctrl-C (KeyboardInterrupt) is one line ``lnsim: interrupted``
@@ -16,7 +16,7 @@ import os
 import sys
 
 from lnsim import __version__
-from lnsim.cli import info, sweep, synth, train, verify, verilog
+from lnsim.cli import info, sweep, synth, train, vectors, verify, verilog
 
 __all__ = ["BROKEN_PIPE", "INTERRUPTED", "Parser", "build_parser", "main"]
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
     parser.add_argument("--version", action="version", version=f"lnsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in (info, train, sweep, synth, verilog, verify):
+    for command in (info, train, sweep, synth, verilog, verify, vectors):
         command.add_parser(sub)
     return parser
 
