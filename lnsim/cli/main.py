@@ -1,8 +1,8 @@
 """The ``lnsim`` command: one parser with a subcommand per job, and the one place errors become exit codes.
 
-Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``, ``vectors``) has ``add_parser``
-registering its flags and a ``run`` function returning the exit status. Invalid input raises a ValueError
-(:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
+Each subcommand module (``info``, ``train``, ``sweep``, ``synth``, ``verilog``, ``verify``, ``vectors``,
+``prove``) has ``add_parser`` registering its flags and a ``run`` function returning the exit status.
+Invalid input raises a ValueError (:class:`lnsim.SpecError` and the trainer's data errors), which :func:`main` prints as one line
 ``lnsim: error: <message>`` with exit status 2. Ctrl-C (KeyboardInterrupt) is one line ``lnsim: interrupted``
 and exit status 130 (128 + SIGINT, as a shell reports it); the layers below remove their temporary files on
 the way out. Output into a pipe whose reader has gone (``lnsim info | head -1``) ends quietly with exit
@@ -16,7 +16,7 @@ import os
 import sys
 
 from lnsim import __version__
-from lnsim.cli import info, sweep, synth, train, vectors, verify, verilog
+from lnsim.cli import info, prove, sweep, synth, train, vectors, verify, verilog
 
 __all__ = ["BROKEN_PIPE", "INTERRUPTED", "Parser", "build_parser", "main"]
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="lnsim", description="Bit-accurate B-bit Madam on LNS weights.")
     parser.add_argument("--version", action="version", version=f"lnsim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in (info, train, sweep, synth, verilog, verify, vectors):
+    for command in (info, train, sweep, synth, verilog, verify, vectors, prove):
         command.add_parser(sub)
     return parser
 
