@@ -26,6 +26,7 @@ import numpy as np
 from lnsim.spec import Spec
 from lnsim_rtl.widths import Widths
 from lnsim_testbenches.batch_build import BatchBuild
+from lnsim_testbenches.coverage import FunctionalCoverage
 from lnsim_testbenches.expected import STALL_PROFILES, Coverage, GoldenModel, decoded
 from lnsim_testbenches.stimulus import Stimulus
 
@@ -152,11 +153,13 @@ class _Test:
     """One test's run: feeds chunks to the harness (in a worker thread) and checks what comes back."""
 
     def __init__(self, spec: Spec, lanes: int, name: str, units, model: GoldenModel, *, latency: int,
-                 stalls: str, stall_seed: int, progress=None, total: int = 0):
+                 stalls: str, stall_seed: int, progress=None, total: int = 0, coverage: bool = False):
         self.spec, self.lanes, self.name, self.units, self.model = spec, lanes, name, list(units), model
         self.latency, self.stalls, self.stall_seed = latency, stalls, stall_seed
         self.progress, self.total = progress, total
         self.coverage = Coverage(spec)
+        # The harness stalls out of sight: its back-pressure bins are not applicable (None).
+        self.functional = FunctionalCoverage(spec, backpressure=False) if coverage else None
         self.reports: list = []
         self.received = self.mismatches = self.mismatched_beats = 0
         self.stats = {"cycles": 0, "bubbles": 0, "resent": 0, "latency_seen": None}
@@ -229,6 +232,7 @@ class _Test:
             "resets": [list(r) for r in resets],
             "resent_beats": self.stats["resent"],
             "coverage": self.coverage.counts,
+            **({"functional_coverage": self.functional.counts} if self.functional is not None else {}),
             "engine": "batch",
         }
 
@@ -254,6 +258,10 @@ class _Test:
         r = rows[:got, 2:]
         self.coverage.add(r[:, 1::4].ravel(), r[:, 2::4].ravel(), r[:, 3::4].ravel(),
                           exp[:, 0::4].ravel(), exp[:, 2::4].ravel(), exp[:, 3::4].ravel())
+        if self.functional is not None:
+            beat_scalars = rows[:got, :2].astype(np.int64)
+            self.functional.add(r[:, 0::4].ravel(), r[:, 1::4].ravel(), r[:, 2::4].ravel(), r[:, 3::4].ravel(),
+                                np.repeat(beat_scalars[:, 0], lanes), np.repeat(beat_scalars[:, 1], lanes))
         bad = (out != exp).reshape(got, lanes, 4).any(axis=2)  # (beats, lanes)
         n_bad = int(np.count_nonzero(bad))
         if n_bad:
@@ -299,7 +307,7 @@ def _with_golden(groups, model: GoldenModel):
 
 def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests, vectors: int = 10_000,
               seed: int = 0, stalls: str = "random", reset_vectors: int = 4096, replay=None, progress=None,
-              chunk_vectors: int = CHUNK_VECTORS, simulators: int | None = None) -> dict:
+              chunk_vectors: int = CHUNK_VECTORS, simulators: int | None = None, coverage: bool = False) -> dict:
     """Run ``tests`` (names from :data:`TESTS`) in the harness; results in the form ``runner.run`` returns them.
 
     Each test draws its vectors from the generators the cocotb bench seeds for it (``[seed, salt]`` and
@@ -310,6 +318,8 @@ def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests,
     ``simulators`` instances of the unit (default: 2 on a machine of two cores or more, else 1) simulate the two
     halves of each chunk in threads of their own, each half from an empty pipeline; the harness releases the GIL,
     so they and the host's stimulus, golden model and comparison run side by side.
+
+    With ``coverage`` each test's result also has ``functional_coverage`` (:mod:`lnsim_testbenches.coverage`).
     """
     if simulators is None:
         simulators = 2 if (os.cpu_count() or 1) >= 2 else 1
@@ -352,7 +362,7 @@ def run_tests(build: BatchBuild, spec: Spec, *, lanes: int, latency: int, tests,
                 raise ValueError(f"unknown test {name!r}; the batch engine runs {', '.join(TESTS)}")
             size = n if name == "reset_mid_stream" else chunk_vectors
             test = _Test(spec, lanes, name, units, model, latency=latency, stalls=test_stalls,
-                         stall_seed=int(rng.integers(1, 2**62)), progress=progress, total=n)
+                         stall_seed=int(rng.integers(1, 2**62)), progress=progress, total=n, coverage=coverage)
             r = test.run(_chunks(_with_golden(groups, model), lanes, max(size, lanes)), resets=resets)
             if name == "reset_mid_stream" and r["resent_beats"] == 0:
                 ok.append("no beat was in flight at any reset: the test proved nothing")

@@ -217,7 +217,7 @@ class Progress:
 
 async def run_stream(dut, driver: StreamDriver, monitor: StreamMonitor, checker: InOrderChecker, *, total_beats: int,
                      max_cycles: int, rst=None, resets=(), latency: int | None = None, progress=None,
-                     lanes: int = 1) -> dict:
+                     lanes: int = 1, on_cycle=None) -> dict:
     """Step the driver and monitor each cycle until ``total_beats`` beats have been received.
 
     Parameters
@@ -228,6 +228,8 @@ async def run_stream(dut, driver: StreamDriver, monitor: StreamMonitor, checker:
         output must then stay idle until a resent beat can have reached it (``latency`` cycles).
     latency : int, optional
         The unit's latency, checked on the first beat (accepted with the output idle).
+    on_cycle : callable, optional
+        Called with no arguments in each cycle out of reset, after both sides are sampled (coverage).
 
     Returns
     -------
@@ -277,6 +279,8 @@ async def run_stream(dut, driver: StreamDriver, monitor: StreamMonitor, checker:
                 quiet_until = None
         if driver.valid and monitor.ready and not accepted and not reset_left:
             bubbles += 1
+        if on_cycle is not None and not reset_left:
+            on_cycle()
         cycle += 1
         if cycle >= max_cycles:
             errors.append(f"timeout: {checker.received} of {total_beats} beats received after {cycle} cycles")

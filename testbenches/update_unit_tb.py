@@ -30,6 +30,7 @@ from cocotb.triggers import RisingEdge
 from lnsim.spec import Spec
 from lnsim_rtl.widths import Widths
 from lnsim_testbenches.common import bench_params, write_results
+from lnsim_testbenches.coverage import FunctionalCoverage
 from lnsim_testbenches.expected import STALL_PROFILES, Coverage, GoldenModel, decoded
 from lnsim_testbenches.stimulus import Stimulus
 from lnsim_testbenches.streams import (Beat, InOrderChecker, Pending, Progress, StallPattern, StreamDriver,
@@ -96,6 +97,7 @@ class Bench:
         self.rng = np.random.default_rng([seed, salt])
         self.stim = Stimulus(self.spec, self.lanes, np.random.default_rng([seed, salt, 1]), self.model)
         self.coverage = Coverage(self.spec)
+        self.functional = FunctionalCoverage(self.spec, backpressure=True) if params.get("coverage") else None
 
     def beats(self, groups):
         """Batches of :class:`Beat` for ``groups``, the golden model run on each group in bulk."""
@@ -105,6 +107,8 @@ class Bench:
             expected = group[6] if len(group) > 6 else self.model.update(sw, k, g, st, log_eta, log_bc)
             k_new, st_new, nan, inf = expected
             self.coverage.add(k, g, st, k_new, nan, inf)
+            if self.functional is not None:
+                self.functional.add(sw, k, g, st, log_eta, log_bc)
             ins = self.layout.pack_inputs(sw, k, g, st)
             outs = self.layout.pack_outputs(k_new, st_new, nan, inf)
             scalars = (log_eta, log_bc)
@@ -147,10 +151,14 @@ class Bench:
                                 checker.on_output)
         progress = Progress(self.params.get("progress"), self.name, n_vectors)
         n_beats = n_vectors // self.lanes
+        on_cycle = None
+        if self.functional is not None:
+            def on_cycle():
+                self.functional.cycle(driver.valid, bool(dut.i__ready.value), monitor.valid, monitor.ready)
         t0 = time.perf_counter()
         stats = await run_stream(dut, driver, monitor, checker, total_beats=n_beats, max_cycles=40 * n_beats + 2000,
                                  rst=dut.rst, resets=resets, latency=self.params.get("latency"), progress=progress,
-                                 lanes=self.lanes)
+                                 lanes=self.lanes, on_cycle=on_cycle)
         seconds = time.perf_counter() - t0
         progress.update(checker.received * self.lanes, force=True)
         result = {
@@ -169,6 +177,7 @@ class Bench:
             "resets": [list(r) for r in resets],
             "resent_beats": stats["resent"],
             "coverage": self.coverage.counts,
+            **({"functional_coverage": self.functional.counts} if self.functional is not None else {}),
         }
         _record(self.params, self.name, result)
         assert not stats["errors"], f"{self.name}: protocol errors: {stats['errors']}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from lnsim import tables
 from lnsim.spec import Option
 from lnsim.validation import check_choice, check_int
+from lnsim_testbenches.coverage import merge, never_hit
 from lnsim_testbenches.runner import run
 from lnsim_testbenches.unit_build import build_unit, fault_tables
 
@@ -55,7 +56,7 @@ def exhaustive_skip(spec) -> str | None:
 
 def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, seed: int = _OPTION["seed"].default,
            report_dir=".", stalls: str = STALLS[0], exhaustive: bool = False, fault: str | None = None, progress=None,
-           log=None, engine: str = ENGINES[0]) -> dict:
+           log=None, engine: str = ENGINES[0], coverage: bool = False) -> dict:
     """Co-simulate ``vectors`` random vectors plus the directed and reset tests; report.
 
     Parameters
@@ -81,12 +82,16 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
         (:mod:`lnsim_testbenches.batch`; the same vectors and report); ``"cocotb"``: the cocotb bench. After a
         mismatch in either, the first mismatching vectors are replayed through the cocotb bench for the VCD
         and the first differing stage is located.
+    coverage : bool
+        Also count the functional coverage bins (:mod:`lnsim_testbenches.coverage`) over every test's vectors:
+        ``coverage`` (bin -> hits, None where not applicable, e.g. back-pressure in the batch engine) and
+        ``coverage_never_hit`` (the applicable bins with no hit).
 
     Returns
     -------
     dict
         ``vectors``, ``mismatches``, ``vectors_per_second``, ``seconds``, ``tests`` (per test), ``latency``,
-        ``build``, ``skipped`` (test name -> reason) and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
+        ``build``, ``skipped`` (test name -> reason), with ``coverage`` the two coverage keys and, after a failure, ``first_mismatches``, ``first_differing_stage``, ``report``, ``vcd``.
     """
     check_int("lanes", lanes, 1)
     vectors = check_int("vectors", vectors, *_OPTION["vectors"].bounds)
@@ -103,13 +108,14 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
     skipped = {"exhaustive_grad": exhaustive_skip(spec)} if exhaustive and exhaustive_skip(spec) else {}
     tests = list(DEFAULT_TESTS) + (["exhaustive_grad"] if exhaustive and not skipped else [])
     params = {"spec": spec.to_dict(), "lanes": lanes, "vectors": vectors, "seed": seed, "latency": latency,
-              "stalls": stalls, "reset_vectors": 4096}
+              "stalls": stalls, "reset_vectors": 4096, "coverage": bool(coverage)}
     with tempfile.TemporaryDirectory(prefix="lnsim-verify-") as tmp:
         if engine == "batch":
             from lnsim_testbenches.batch import run_tests
 
             results = run_tests(build, spec, lanes=lanes, latency=latency, tests=_bench_order(tests), vectors=vectors,
-                                seed=seed, stalls=stalls, reset_vectors=params["reset_vectors"], progress=progress)
+                                seed=seed, stalls=stalls, reset_vectors=params["reset_vectors"], progress=progress,
+                                coverage=coverage)
             Path(tmp, "sim.log").write_text(json.dumps({k: v for k, v in results.items() if k != "tests"}, indent=1)
                                             + "\n")
         else:
@@ -119,7 +125,7 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
             "mismatches": results.get("mismatches", 0),
             "vectors_per_second": results.get("vectors_per_second", 0.0),
             "seconds": results.get("seconds", 0.0),
-            "tests": {name: {k: v for k, v in t.items() if k != "first_mismatches"}
+            "tests": {name: {k: v for k, v in t.items() if k not in ("first_mismatches", "functional_coverage")}
                       for name, t in results.get("tests", {}).items()},
             "errors": results.get("errors", []),
             "latency": latency,
@@ -130,6 +136,10 @@ def verify(spec, *, lanes: int = 1, vectors: int = _OPTION["vectors"].default, s
             "skipped": skipped,
             "build": {"directory": str(build.directory), "cached": build.cached, "seconds": build.seconds},
         }
+        if coverage:
+            out["coverage"] = merge(t["functional_coverage"] for t in results.get("tests", {}).values()
+                                    if "functional_coverage" in t)
+            out["coverage_never_hit"] = never_hit(out["coverage"])
         missing = [t for t in tests if t not in results.get("tests", {})]
         failed = out["mismatches"] > 0 or out["errors"] or missing or results.get("tests_failed")
         if not failed:

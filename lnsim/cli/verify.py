@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
     p.add_argument("--inject-fault", metavar="TABLE:INDEX", default=None,
                    help="build the RTL with one bit of a table entry flipped (log:INDEX or antilog:INDEX; the golden "
                         "model keeps the true table), to see the bench catch it: exits 1 naming the stage")
+    p.add_argument("--coverage", action="store_true",
+                   help="also count the functional coverage bins over the vectors run (gradient classes, the clamp, "
+                        "code saturation, every log/antilog table segment, state and bias-correction regimes, "
+                        "back-pressure with --engine cocotb), print them and exit 1 if an applicable bin is never hit")
     p.set_defaults(func=run)
 
 
@@ -69,7 +73,8 @@ class ProgressLine:
 
 
 def run(args) -> int:
-    """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error, 2 on a build error."""
+    """Run the co-simulation and print its report; exit 1 on a mismatch or a bench error (or, with ``--coverage``,
+    an applicable coverage bin never hit), 2 on a build error."""
     spec, lanes = hardware_spec(args)
     check_outputs(json=args.json)
     warn_spec(spec)
@@ -87,7 +92,8 @@ def run(args) -> int:
     try:
         r = verify.verify(spec, lanes=lanes, vectors=args.vectors, seed=args.seed, report_dir=args.report_dir,
                           stalls="none" if args.no_stalls else "random", exhaustive=args.exhaustive,
-                          fault=args.inject_fault, progress=ProgressLine(), log=log, engine=args.engine)
+                          fault=args.inject_fault, progress=ProgressLine(), log=log, engine=args.engine,
+                          coverage=args.coverage)
     except runner.BenchError as e:
         print(f"lnsim: error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -109,9 +115,25 @@ def run(args) -> int:
             print(f"VCD trace         {r['vcd']}", file=out)
         if r.get("report"):
             print(f"mismatch report   {r['report']}", file=out)
+    if args.coverage:
+        _print_coverage(r["coverage"], r["coverage_never_hit"], out)
+        failed = failed or bool(r["coverage_never_hit"])
     if args.json:
         write_json(args.json, {**r, "spec": tables.spec_summary(spec)})
     return 1 if failed else 0
+
+
+def _print_coverage(counts: dict, unhit: list, out) -> None:
+    """The coverage table (bin, hits; ``n/a`` where not applicable) and the line naming the bins never hit."""
+    print("\ncoverage bin                hits", file=out)
+    for name, hits in counts.items():
+        print(f"{name:<26}  {'n/a' if hits is None else f'{hits:,}'}", file=out)
+    na = sum(h is None for h in counts.values())
+    applicable = len(counts) - na
+    if unhit:
+        print(f"{len(unhit)} bins never hit: {', '.join(unhit)}", file=out)
+    else:
+        print(f"all {applicable} applicable bins hit" + (f" ({na} not applicable)" if na else ""), file=out)
 
 
 def _vector_parts(tests: dict, labels: dict) -> str:

@@ -9,8 +9,8 @@ datapath), :mod:`~lnsim.golden.decoder` (the weight decoder) and :mod:`~lnsim.go
 register permutes).
 """
 
-from lnsim.golden.datapath import decode_bf16, grad_dtype, sigma_star_fixed, update_inplace, update_trace
+from lnsim.golden.datapath import decode_bf16, grad_dtype, sigma_star_fixed, update_inplace, update_trace, update_trace_arrays
 from lnsim.golden.madam import GoldenMadam, StepStats
 from lnsim.golden.fused import FusedMadam
 
-__all__ = ["FusedMadam", "GoldenMadam", "StepStats", "decode_bf16", "grad_dtype", "sigma_star_fixed", "update_inplace", "update_trace"]
+__all__ = ["FusedMadam", "GoldenMadam", "StepStats", "decode_bf16", "grad_dtype", "sigma_star_fixed", "update_inplace", "update_trace", "update_trace_arrays"]

@@ -15,7 +15,7 @@ from lnsim.golden import decoder, element, loops
 from lnsim.spec import Base, LNSFormat, Spec
 from lnsim.validation import SpecError
 
-__all__ = ["grad_dtype", "update_inplace", "update_trace", "decode_bf16", "sigma_star_fixed"]
+__all__ = ["grad_dtype", "update_inplace", "update_trace", "update_trace_arrays", "decode_bf16", "sigma_star_fixed"]
 
 
 #: Arrays smaller than this run on one thread: waking the thread pool costs more than it saves.
@@ -82,6 +82,24 @@ def update_trace(spec: Spec, sw: int, k: int, gbits: int, st: int, *, log_eta: i
     # The kernel returns k_new, st_new first; STAGE_NAMES lists them last, in datapath order.
     values = list(r[2:]) + [r[0], r[1]]
     return {name: int(v) for name, v in zip(element.STAGE_NAMES, values)}
+
+
+def update_trace_arrays(spec: Spec, sw, k, gbits, st, *, log_eta, log_bc) -> dict:
+    """Every intermediate value of :func:`update_trace` for each element of flat arrays, as int64 arrays keyed by
+    :data:`lnsim.golden.element.STAGE_NAMES` (``log_eta``, ``log_bc``: per-element arrays or ints).
+
+    For coverage: the serial element form (about as fast as the reference loop), not for training.
+    """
+    n = len(k)
+    out = np.empty((n, len(element.STAGE_NAMES)), np.int64)
+    element.trace_kernel(
+        np.ascontiguousarray(sw, np.int64), np.ascontiguousarray(k, np.int64),
+        np.ascontiguousarray(gbits, np.int64), np.ascontiguousarray(st, np.int64),
+        np.broadcast_to(np.asarray(log_eta, np.int64), (n,)).copy(),
+        np.broadcast_to(np.asarray(log_bc, np.int64), (n,)).copy(), out,
+        *_constants(spec), tables.log_table(spec), tables.antilog_table(spec),
+    )
+    return {name: out[:, j] for j, name in enumerate(element.STAGE_NAMES)}
 
 
 def sigma_star_fixed(sigma_star: float) -> tuple[int, int]:

@@ -19,6 +19,9 @@ import numpy as np
 
 __all__ = [
     "STAGE_NAMES",
+    "antilog_segment",
+    "log_segment",
+    "trace_kernel",
     "update_element",
     "update_element_py",
     "update_kernel_reference",
@@ -26,7 +29,8 @@ __all__ = [
 ]
 
 #: Names of the values :func:`update_element` returns, in datapath order (it returns k_new and st_new first).
-STAGE_NAMES = ("nan", "inf", "zero", "sg", "en", "S16", "Em", "Sm", "X", "Y", "n", "k_new", "st_new")
+STAGE_NAMES = ("nan", "inf", "zero", "sg", "en", "S16", "Em", "Sm", "X", "Y", "n", "fg", "fv16", "ph", "k_new",
+               "st_new")
 
 _jit = numba.njit(cache=True, nogil=True, inline="always")
 
@@ -54,10 +58,20 @@ def _bit_length(x):
     return n
 
 
+def log_segment(f, a):
+    """The log table segment (index ``i`` of LOG[i]..LOG[i+1]) the log unit interpolates in for input ``f``."""
+    return f >> (16 - a)
+
+
+def antilog_segment(ph, a, F):
+    """The antilog table segment (index ``i`` of ALOG[i]..ALOG[i+1]) the antilog unit uses for fraction ``ph``."""
+    return ph >> (F + 1 - a)
+
+
 def _log_unit(f, LOG, a):
     """LOGU(f) ~= 2**F * log2(1 + f / 2**16) for a 16-bit fraction f (table plus linear interpolation)."""
     sh = 16 - a
-    i = f >> sh
+    i = log_segment(f, a)
     lo = f & ((1 << sh) - 1)
     t0 = np.int64(LOG[i])
     return t0 + (((np.int64(LOG[i + 1]) - t0) * lo) >> sh)
@@ -66,7 +80,7 @@ def _log_unit(f, LOG, a):
 def _antilog_unit(ph, ALOG, a, F):
     """A ~= 2**24 * 2**(ph / 2**(F+1)) for an (F+1)-bit fraction ph."""
     sh = F + 1 - a
-    i = ph >> sh
+    i = antilog_segment(ph, a, F)
     lo = ph & ((1 << sh) - 1)
     t0 = np.int64(ALOG[i])
     return t0 + (((np.int64(ALOG[i + 1]) - t0) * lo) >> sh)
@@ -75,7 +89,8 @@ def _antilog_unit(ph, ALOG, a, F):
 def _update_element(sw, k, gbits, st, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
     """One B-bit Madam update (docs/datapath.md stages 1-5), all int64.
 
-    Returns ``(k_new, st_new, nan, inf, zero, sg, en, S16, Em, Sm, X, Y, n)``.
+    Returns ``(k_new, st_new, nan, inf, zero, sg, en, S16, Em, Sm, X, Y, n, fg, fv16, ph)``: ``fg`` and ``fv16``
+    are the two log units' inputs (for ``Lg`` and ``Lv``), ``ph`` the antilog unit's.
     """
     EMAXF = (1 << (W - 1 - MB)) - 1
     # Stage 1: unpack the gradient.
@@ -124,7 +139,8 @@ def _update_element(sw, k, gbits, st, log_eta, log_bc, W, MB, WM, EMAX, s, F, a,
     st_new = (Em << WM) | Sm
 
     # Stage 3: logarithms and the ratio.
-    Lg = _log_unit((S16 - (1 << 15)) << 1, LOG, a)
+    fg = (S16 - (1 << 15)) << 1
+    Lg = _log_unit(fg, LOG, a)
     fv = Sm - (1 << (WM - 1))
     fv = 0 if zero else fv  # zero gradient: Sm may be unnormalised; the ratio is unused
     f16 = (fv >> (WM - 17)) if WM >= 17 else (fv << (17 - WM))
@@ -149,7 +165,7 @@ def _update_element(sw, k, gbits, st, log_eta, log_bc, W, MB, WM, EMAX, s, F, a,
     k_new = 0 if k_new < 0 else (KMAX if k_new > KMAX else k_new)
     k_new = k if nan else k_new
     st_new = st if nan else st_new
-    return k_new, st_new, nan, inf, zero, sg, en, S16, Em, Sm, X, Y, n
+    return k_new, st_new, nan, inf, zero, sg, en, S16, Em, Sm, X, Y, n, fg, f16, ph
 
 
 def _update_loop(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
@@ -168,10 +184,26 @@ def _update_loop(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a
     return n_nan, n_inf
 
 
+def _trace_loop(sign, k, grad, state, log_eta, log_bc, out, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
+    """Every stage value of each element into ``out`` (n rows, one column per name of STAGE_NAMES); per-element
+    step scalars ``log_eta``, ``log_bc``."""
+    for i in range(k.shape[0]):
+        r = update_element(
+            np.int64(sign[i]), np.int64(k[i]), np.int64(grad[i]), np.int64(state[i]),
+            np.int64(log_eta[i]), np.int64(log_bc[i]), W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG,
+        )
+        # The kernel returns k_new, st_new first; STAGE_NAMES lists them last (a tuple of mixed types: unrolled).
+        (out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4], out[i, 5], out[i, 6], out[i, 7], out[i, 8], out[i, 9],
+         out[i, 10], out[i, 11], out[i, 12], out[i, 13]) = r[2:]
+        out[i, 14], out[i, 15] = r[0], r[1]
+
+
 update_element_py = _update_element
 _log_unit_py = _log_unit
 update_element = _jit(_update_element)
 _bit_length = _jit(_bit_length)
+log_segment = _jit(log_segment)
+antilog_segment = _jit(antilog_segment)
 _log_unit = _jit(_log_unit)
 _antilog_unit = _jit(_antilog_unit)
 
@@ -189,3 +221,5 @@ def _renamed(fn, suffix):
 #: reference the generated loops are tested against, and the fallback for out-of-range step scalars.
 update_kernel_reference = numba.njit(cache=True, nogil=True, parallel=True)(_renamed(_update_loop, "_parallel"))
 update_kernel_reference_serial = numba.njit(cache=True, nogil=True)(_renamed(_update_loop, "_serial"))
+#: Every stage value of each element of flat arrays (:func:`lnsim.golden.update_trace_arrays`).
+trace_kernel = numba.njit(cache=True, nogil=True)(_trace_loop)
