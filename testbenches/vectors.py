@@ -35,7 +35,8 @@ from lnsim.files import atomic_write
 from lnsim.spec import LANES, Option, Spec
 from lnsim.validation import SpecError, check_bool, check_int
 
-__all__ = ["FILES", "POPULATION", "STALL_PERCENT", "TB_MAKE_OVERRIDES", "UNIT_NAME", "VECTORS_OPTIONS", "beats", "build_verilator", "hex_lines", "write_vectors"]
+__all__ = ["FILES", "POPULATION", "STALL_PERCENT", "TB_MAKE_OVERRIDES", "UNIT_NAME", "VECTORS_OPTIONS", "beats",
+           "build_verilator", "hex_lines", "write_vectors"]
 
 #: The options of :func:`write_vectors` besides the spec, the lanes and the stalls (``lnsim vectors``'s flags):
 #: the seed is ``lnsim verify``'s option.
@@ -206,6 +207,7 @@ module tb_update_unit;
       $display("error: %0d of %0d beats received after %0d cycles", received, BEATS, cycles);
     if (extra != 0)
       $display("error: %0d beats more than sent", extra);
+    $display("%0d beats received in %0d cycles", received, cycles);
     if (mismatches == 0 && received == BEATS && extra == 0) begin
       $display("PASS %0d vectors", BEATS * LANES);
       $finish;

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -85,6 +86,8 @@ def test_testbench_passes_and_catches_one_corrupted_line(tmp_path):
     rc, text = _run(tb, out)
     assert rc == 0, text
     assert "PASS 2000 vectors" in text and "FAIL" not in text
+    cycles = int(re.search(r"2000 beats received in (\d+) cycles", text).group(1))
+    assert cycles > 1.5 * 2000  # 30 % stalls on each side: about half the cycles move a beat
     bad = tmp_path / "bad"
     bad.mkdir()
     shutil.copy(out / "inputs.hex", bad)
