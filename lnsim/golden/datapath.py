@@ -91,7 +91,7 @@ def update_trace_arrays(spec: Spec, sw, k, gbits, st, *, log_eta, log_bc) -> dic
     For coverage: the serial element form (about as fast as the reference loop), not for training.
     """
     n = len(k)
-    out = np.empty((n, len(element.STAGE_NAMES)), np.int64)
+    out = np.empty((len(element.STAGE_NAMES), n), np.int64)  # one contiguous row per value
     element.trace_kernel(
         np.ascontiguousarray(sw, np.int64), np.ascontiguousarray(k, np.int64),
         np.ascontiguousarray(gbits, np.int64), np.ascontiguousarray(st, np.int64),
@@ -99,7 +99,7 @@ def update_trace_arrays(spec: Spec, sw, k, gbits, st, *, log_eta, log_bc) -> dic
         np.broadcast_to(np.asarray(log_bc, np.int64), (n,)).copy(), out,
         *_constants(spec), tables.log_table(spec), tables.antilog_table(spec),
     )
-    return {name: out[:, j] for j, name in enumerate(element.STAGE_NAMES)}
+    return dict(zip(element.STAGE_NAMES, out))
 
 
 def sigma_star_fixed(sigma_star: float) -> tuple[int, int]:

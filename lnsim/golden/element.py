@@ -185,7 +185,7 @@ def _update_loop(sign, k, grad, state, log_eta, log_bc, W, MB, WM, EMAX, s, F, a
 
 
 def _trace_loop(sign, k, grad, state, log_eta, log_bc, out, W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG):
-    """Every stage value of each element into ``out`` (n rows, one column per name of STAGE_NAMES); per-element
+    """Every stage value of each element into ``out`` (one row per name of STAGE_NAMES, n columns); per-element
     step scalars ``log_eta``, ``log_bc``."""
     for i in range(k.shape[0]):
         r = update_element(
@@ -193,9 +193,9 @@ def _trace_loop(sign, k, grad, state, log_eta, log_bc, out, W, MB, WM, EMAX, s, 
             np.int64(log_eta[i]), np.int64(log_bc[i]), W, MB, WM, EMAX, s, F, a, SSTAR, KMAX, LOG, ALOG,
         )
         # The kernel returns k_new, st_new first; STAGE_NAMES lists them last (a tuple of mixed types: unrolled).
-        (out[i, 0], out[i, 1], out[i, 2], out[i, 3], out[i, 4], out[i, 5], out[i, 6], out[i, 7], out[i, 8], out[i, 9],
-         out[i, 10], out[i, 11], out[i, 12], out[i, 13]) = r[2:]
-        out[i, 14], out[i, 15] = r[0], r[1]
+        (out[0, i], out[1, i], out[2, i], out[3, i], out[4, i], out[5, i], out[6, i], out[7, i], out[8, i], out[9, i],
+         out[10, i], out[11, i], out[12, i], out[13, i]) = r[2:]
+        out[14, i], out[15, i] = r[0], r[1]
 
 
 update_element_py = _update_element
