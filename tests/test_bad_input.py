@@ -19,7 +19,7 @@ BITS = [("0", "not 0"), ("1", "not 1"), ("25", "not 25"), ("-3", "not -3"), ("12
 
 CLI = [
     *[(["info", "--bits", b], rf"bits must be an integer in 2\.\.24, {m}") for b, m in BITS],
-    *[([cmd, "--bits", "25"], r"bits must be an integer in 2\.\.24, not 25") for cmd in ("train", "verilog", "verify", "synth")],
+    *[([cmd, "--bits", "25"], r"bits must be an integer in 2\.\.24, not 25") for cmd in ("train", "verilog", "verify", "synth", "vectors", "prove")],
     (["info", "--eta", "0.0105"], r"eta must be a whole multiple of eta0=0\.001, not 0\.0105"),
     (["info", "--eta-star", "0.005"], r"eta_star must be at least eta=0\.01, not 0\.005"),
     (["info", "--bits", "16", "--eta-star", "12"], r"eta_star must be at most 10810 rungs for log_frac_bits=16, table_index_bits=7, "

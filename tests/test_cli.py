@@ -89,7 +89,7 @@ def test_eta_a_hair_off_whole_rungs_is_accepted_with_its_capped_default_eta_star
         assert "= 10 rungs" in out and "0.75 = 15 rungs (clamp |g/gbar| at 1.5)" in out
 
 
-@pytest.mark.parametrize("command", ["info", "train", "sweep", "synth", "verilog", "verify"])
+@pytest.mark.parametrize("command", ["info", "train", "sweep", "synth", "verilog", "verify", "vectors", "prove"])
 def test_every_subcommand_offers_every_spec_option(command):
     from lnsim.cli.main import build_parser
     from lnsim.spec import LANES, SPEC_OPTIONS
@@ -97,4 +97,4 @@ def test_every_subcommand_offers_every_spec_option(command):
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
     flags = {flag for action in sub._actions for flag in action.option_strings}
     assert {o.cli_flag for o in SPEC_OPTIONS} <= flags
-    assert (LANES.cli_flag in flags) == (command in ("synth", "verilog", "verify"))
+    assert (LANES.cli_flag in flags) == (command in ("synth", "verilog", "verify", "vectors", "prove"))
