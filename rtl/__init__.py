@@ -6,7 +6,9 @@ docs/datapath.md.
 
 from .baseline import LinearUpdateUnit
 from .decode_unit import DecodeUnit
+from .update_engine import UpdateEngine
 from .update_unit import UpdateUnit
 from .verilog import generate_decoder_verilog, generate_verilog
 
-__all__ = ["UpdateUnit", "DecodeUnit", "LinearUpdateUnit", "generate_verilog", "generate_decoder_verilog"]
+__all__ = ["UpdateUnit", "DecodeUnit", "LinearUpdateUnit", "generate_verilog", "generate_decoder_verilog",
+           "UpdateEngine"]

@@ -1,0 +1,175 @@
+"""The update engine: the update unit next to its weights in memory, gradients in and decoded weights out on
+AXI4-Stream (docs/rtl.md, "The update engine")."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from lnsim.spec import Spec
+from lnsim.validation import check_int
+
+from .decode_unit import LATENCY as DECODE_LATENCY
+from .decode_unit import SIGMA_ES_BITS, DecodeUnit
+from .update_unit import UpdateUnit
+from .widths import Widths
+
+__all__ = ["UpdateEngine", "engine_word_layout"]
+
+
+def engine_word_layout(spec: Spec) -> data.StructLayout:
+    """One element's memory word, from the LSB: ``sw`` (1, frozen sign), ``k`` (B, code), ``st``
+    (state_bits, second-moment state word)."""
+    w = Widths(spec)
+    return data.StructLayout({"sw": 1, "k": w.B, "st": w.state_bits})
+
+
+class UpdateEngine(wiring.Component):
+    """``depth`` addresses of ``lanes`` weights each in a memory, stepped by an :class:`~lnsim_rtl.UpdateUnit`.
+
+    A step is one pass over the addresses ``0 .. length-1`` (``length`` sampled at the step's first input
+    beat): each accepted gradient beat reads the word at the next address and enters the unit; when the
+    unit's result leaves the pipeline it is written back at its address and enters the
+    :class:`~lnsim_rtl.DecodeUnit`, whose bfloat16 weights leave on ``m_axis`` in address order.
+
+    Read-after-write rule: a step's first input beat is not accepted until the previous step's last result
+    has been written back (``s_axis_tready`` is low in between), so every read sees the previous step's
+    word whatever the length, latency and back-pressure. Back-pressure on ``m_axis`` stalls the decoder,
+    the unit and hence ``s_axis``.
+
+    Parameters
+    ----------
+    spec : Spec
+    depth : int
+        Addresses in the memory (>= 1).
+    lanes : int
+        Weights per address and per beat.
+    init : sequence of int, optional
+        The memory's initial words, one per address: lane ``j`` at bits ``[j*E, (j+1)*E)``, ``E = 1 + B +
+        state_bits``, each of :func:`engine_word_layout`. Default: all zero.
+
+    Ports
+    -----
+    s_axis_tdata : In(lanes * W)
+        Gradient bits, lane ``j`` at bits ``[j*W, (j+1)*W)``; beat ``a`` of a step is address ``a``.
+    s_axis_tvalid, s_axis_tlast : In(1)
+        ``tlast`` is not used: a step ends after ``length`` beats.
+    s_axis_tready : Out(1)
+    m_axis_tdata : Out(lanes * 16)
+        bfloat16 weights after the update, lane ``j`` at bits ``[j*16, (j+1)*16)``.
+    m_axis_tvalid, m_axis_tlast : Out(1)
+        ``tlast`` marks a step's last address.
+    m_axis_tready : In(1)
+    length : In(bits of depth)
+        Addresses per step; 0 or more than ``depth`` means ``depth``. Sampled at the step's first beat.
+    log_eta, log_bc : In
+        The step's scalars (as :class:`~lnsim_rtl.UpdateUnit`), sampled at the step's first input beat.
+    sigma_es, sigma_mus : In
+        The tensor's ``sigma_star`` (as :class:`~lnsim_rtl.DecodeUnit`), sampled as each weight is decoded.
+    rd_addr : In(bits of depth), rd_data : Out(lanes * E)
+        Read-back port: the word at ``rd_addr``, combinationally.
+    """
+
+    def __init__(self, spec: Spec, depth: int, *, lanes: int = 1, init=None):
+        self._w = w = Widths(spec)
+        self._depth = check_int("depth", depth, 1)
+        self._lanes = check_int("lanes", lanes, 1)
+        self.word = engine_word_layout(spec)
+        self.row = data.ArrayLayout(self.word, lanes)
+        if init is None:
+            init = [0] * depth
+        init = list(init)
+        if len(init) != depth:
+            raise ValueError(f"init must have depth = {depth} words, not {len(init)}")
+        self._init = [check_int(f"init[{i}]", v, 0, 2**self.row.size - 1) for i, v in enumerate(init)]
+        abits = max(depth.bit_length(), 1)
+        super().__init__({
+            "s_axis_tdata": In(lanes * w.W), "s_axis_tvalid": In(1), "s_axis_tready": Out(1),
+            "s_axis_tlast": In(1),
+            "m_axis_tdata": Out(lanes * 16), "m_axis_tvalid": Out(1), "m_axis_tready": In(1),
+            "m_axis_tlast": Out(1),
+            "length": In(abits),
+            "log_eta": In(w.log_eta), "log_bc": In(w.log_bc),
+            "sigma_es": In(signed(SIGMA_ES_BITS)), "sigma_mus": In(16),
+            "rd_addr": In(abits), "rd_data": Out(self.row.size),
+        })
+
+    @property
+    def depth(self) -> int:
+        """Addresses in the memory."""
+        return self._depth
+
+    @property
+    def lanes(self) -> int:
+        """Weights per address."""
+        return self._lanes
+
+    def elaborate(self, platform):
+        m = Module()
+        w, lanes, depth = self._w, self._lanes, self._depth
+        abits = len(self.rd_addr)
+        m.submodules.unit = unit = UpdateUnit(w.spec, lanes=lanes)
+        m.submodules.decoder = dec = DecodeUnit(w.spec.fmt, lanes=lanes)
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(self.row.size), depth=depth, init=self._init)
+        rd = mem.read_port(domain="comb")
+        back = mem.read_port(domain="comb")  # the frozen signs of the word being written back
+        host = mem.read_port(domain="comb")
+        wr = mem.write_port()
+
+        # Issue: one pass over the addresses per step, only once the previous step is written back.
+        issuing = Signal(init=1)
+        rd_addr = Signal(abits)
+        wr_addr = Signal(abits)
+        at_start = issuing & (rd_addr == 0)
+        length = Mux((self.length == 0) | (self.length > depth), depth, self.length)
+        step_len, step_eta, step_bc = (Signal(len(length)), Signal(w.log_eta), Signal(w.log_bc))
+        cur_len = Mux(at_start, length, step_len)
+        accept = issuing & self.s_axis_tvalid & unit.i.ready
+        m.d.comb += [
+            self.s_axis_tready.eq(issuing & unit.i.ready),
+            unit.i.valid.eq(issuing & self.s_axis_tvalid),
+            unit.log_eta.eq(Mux(at_start, self.log_eta, step_eta)),
+            unit.log_bc.eq(Mux(at_start, self.log_bc, step_bc)),
+            rd.addr.eq(rd_addr),
+        ]
+        with m.If(accept & at_start):
+            m.d.sync += [step_len.eq(length), step_eta.eq(self.log_eta), step_bc.eq(self.log_bc)]
+        with m.If(accept):
+            with m.If(rd_addr == cur_len - 1):
+                m.d.sync += [rd_addr.eq(0), issuing.eq(0)]
+            with m.Else():
+                m.d.sync += rd_addr.eq(rd_addr + 1)
+        words = self.row(rd.data)
+        for j in range(lanes):
+            x = unit.i.payload[j]
+            m.d.comb += [x.sw.eq(words[j].sw), x.k.eq(words[j].k), x.st.eq(words[j].st),
+                         x.g.eq(self.s_axis_tdata[j * w.W:(j + 1) * w.W])]
+
+        # Write-back and decode as the unit's results leave it.
+        done = unit.o.valid & dec.i.ready
+        last = wr_addr == step_len - 1
+        olds, new = self.row(back.data), self.row(wr.data)
+        m.d.comb += [back.addr.eq(wr_addr), wr.addr.eq(wr_addr), wr.en.eq(done),
+                     unit.o.ready.eq(dec.i.ready), dec.i.valid.eq(unit.o.valid),
+                     dec.sigma_es.eq(self.sigma_es), dec.sigma_mus.eq(self.sigma_mus)]
+        for j in range(lanes):
+            y = unit.o.payload[j]
+            m.d.comb += [new[j].sw.eq(olds[j].sw), new[j].k.eq(y.k), new[j].st.eq(y.st),
+                         dec.i.payload[j].sw.eq(olds[j].sw), dec.i.payload[j].k.eq(y.k),
+                         self.m_axis_tdata[j * 16:(j + 1) * 16].eq(dec.o.payload[j].bits)]
+        with m.If(done):
+            with m.If(last):
+                m.d.sync += [wr_addr.eq(0), issuing.eq(1)]
+            with m.Else():
+                m.d.sync += wr_addr.eq(wr_addr + 1)
+
+        # tlast follows the decoder's pipeline, which advances exactly when it is ready.
+        tlast = [Signal(name=f"tlast_s{n}") for n in range(1, DECODE_LATENCY + 1)]
+        with m.If(dec.i.ready):
+            m.d.sync += tlast[0].eq(last)
+            m.d.sync += [tlast[n].eq(tlast[n - 1]) for n in range(1, DECODE_LATENCY)]
+        m.d.comb += [self.m_axis_tvalid.eq(dec.o.valid), dec.o.ready.eq(self.m_axis_tready),
+                     self.m_axis_tlast.eq(tlast[-1]),
+                     host.addr.eq(self.rd_addr), self.rd_data.eq(host.data)]
+        return m
