@@ -1,0 +1,72 @@
+# amaranth: UnusedElaboratable=no
+"""The update engine (lnsim_rtl.UpdateEngine) under Verilator and cocotbext-axi against GoldenMadam, bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lnsim_rtl import UpdateEngine
+from lnsim_rtl.update_engine import engine_word_layout
+from lnsim_rtl.verilog import convert
+from lnsim_testbenches import runner
+
+from lnsim.spec import LNSFormat, Spec
+
+SPEC = Spec(LNSFormat(bits=8, eta0=0.01))
+TOP = "lnsim_update_engine"
+
+
+def random_init(spec: Spec, depth: int, lanes: int, seed: int) -> list:
+    """``depth`` memory rows of random signs and codes with fresh (zero) states."""
+    rng = np.random.default_rng(seed)
+    layout = engine_word_layout(spec)
+    e, k_at = layout.size, layout["k"].offset
+    rows = []
+    for _ in range(depth):
+        row = 0
+        for j in range(lanes):
+            row |= (int(rng.integers(0, 2)) | int(rng.integers(0, spec.fmt.levels)) << k_at) << (j * e)
+        rows.append(row)
+    return rows
+
+
+def run_engine(tmp_path, *, depth: int, lanes: int, lengths, steps: int, seed: int = 3) -> dict:
+    """Build the engine (capacity ``depth``) and run ``steps`` steps at each step length of ``lengths``."""
+    init = random_init(SPEC, depth, lanes, seed)
+    build = runner.build_verilog(convert(UpdateEngine(SPEC, depth, lanes=lanes, init=init), TOP), TOP)
+    return runner.run(build, "lnsim_testbenches.update_engine_tb", out_dir=tmp_path,
+                      params={"spec": SPEC.to_dict(), "lanes": lanes, "lengths": list(lengths), "steps": steps,
+                              "init": init, "seed": seed, "pause": 0.3})
+
+
+def _check(results, lanes, lengths, steps):
+    assert results["mismatches"] == 0, results["first_mismatches"][:3]
+    assert results["memory_mismatches"] == 0
+    assert results["tests_failed"] == 0
+    assert results["weights"] == steps * lanes * sum(lengths)
+    assert results["steps"] == steps * len(lengths)
+
+
+@pytest.mark.hw
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_engine_steps_match_golden(lanes, tmp_path):
+    # One build of 64 addresses runs steps of 1, 7 (shorter than the unit's latency), 21, 22 and 64.
+    lengths = (1, 7, 21, 22, 64)
+    _check(run_engine(tmp_path, depth=64, lanes=lanes, lengths=lengths, steps=6), lanes, lengths, 6)
+
+
+@pytest.mark.hw
+@pytest.mark.slow
+@pytest.mark.parametrize("depth, lanes", [(64, 4), (4096, 1), (4096, 4)])
+def test_engine_fifty_steps_match_golden(depth, lanes, tmp_path):
+    lengths = tuple(n for n in (1, 7, 64, 4096) if n <= depth)
+    _check(run_engine(tmp_path, depth=depth, lanes=lanes, lengths=lengths, steps=50), lanes, lengths, 50)
+
+
+def test_engine_validation():
+    with pytest.raises(ValueError, match="depth must be an integer >= 1, not 0"):
+        UpdateEngine(SPEC, 0)
+    with pytest.raises(ValueError, match="init must have depth = 4 words, not 3"):
+        UpdateEngine(SPEC, 4, init=[0, 0, 0])
+    with pytest.raises(ValueError, match=r"init\[1\]"):
+        UpdateEngine(SPEC, 2, init=[0, -1])
