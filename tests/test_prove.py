@@ -47,8 +47,3 @@ def test_cli_rejects_a_bad_depth(capsys):
     assert main(["prove", *SMALL_ARGV, "--depth", "0"]) == 2
     assert "depth" in capsys.readouterr().err
 
-
-@pytest.mark.slow
-def test_datapath_properties_hold(tmp_path):
-    result = prove(Spec.from_options(**SMALL), properties=GROUPS["datapath"], depth=23, workdir=tmp_path)
-    assert result.status == "PASS", result.log[-2000:]
