@@ -220,7 +220,7 @@ def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str = "
         shutil.rmtree(root / "unit")
     start = time.monotonic()
     proc = subprocess.run(["yowasp-sby", "-f", "unit.sby"], check=False, cwd=root, capture_output=True, text=True,
-                          env=_tool_environment(root / "bin"))
+                          env=_tool_environment((root / "bin").resolve()))
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
     status = "PASS" if proc.returncode == 0 and "DONE (PASS" in log else "FAIL" if "DONE (FAIL" in log else "ERROR"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from lnsim.cli.options import spec_parent
@@ -66,5 +67,7 @@ def run(args) -> int:
         print(f"  {group}: bmc depth {result.depth}, {result.seconds:.1f} s, job in {result.workdir}")
         if result.trace is not None:
             print(f"  counterexample: {result.trace}")
+        if result.status == "ERROR":  # a tool failed: its last words say why
+            print("\n".join(result.log.splitlines()[-15:]), file=sys.stderr)
         ok = ok and result.status == "PASS"
     return 0 if ok else 1
