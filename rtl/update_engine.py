@@ -111,7 +111,10 @@ class UpdateEngine(wiring.Component):
         abits = len(self.rd_addr)
         m.submodules.unit = unit = UpdateUnit(w.spec, lanes=lanes)
         m.submodules.decoder = dec = DecodeUnit(w.spec.fmt, lanes=lanes)
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(self.row.size), depth=depth, init=self._init)
+        # At least two rows: a one-row memory has a zero-width address, which Verilog cannot declare.
+        rows = max(depth, 2)
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(self.row.size), depth=rows,
+                                               init=self._init + [0] * (rows - depth))
         rd = mem.read_port(domain="comb")
         back = mem.read_port(domain="comb")  # the frozen signs of the word being written back
         host = mem.read_port(domain="comb")
@@ -121,8 +124,10 @@ class UpdateEngine(wiring.Component):
         issuing = Signal(init=1)
         rd_addr = Signal(abits)
         wr_addr = Signal(abits)
-        at_start = issuing & (rd_addr == 0)
-        length = Mux((self.length == 0) | (self.length > depth), depth, self.length)
+        # `.any()` rather than `== 0`, and no `> depth` that cannot be true: the Verilog lints clean.
+        at_start = issuing & ~rd_addr.any()
+        too_long = (self.length > depth) if depth < 2**abits - 1 else 0
+        length = Mux(~self.length.any() | too_long, depth, self.length)
         step_len, step_eta, step_bc = (Signal(len(length)), Signal(w.log_eta), Signal(w.log_bc))
         cur_len = Mux(at_start, length, step_len)
         accept = issuing & self.s_axis_tvalid & unit.i.ready

@@ -1,4 +1,4 @@
-"""Plain Verilog of the update unit and the weight decoder, with a header giving the full configuration."""
+"""Plain Verilog of the update unit, the weight decoder and the update engine, with a header giving the full configuration."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from lnsim import tables
 from lnsim.spec import LNSFormat, Spec
 
 from .decode_unit import DecodeUnit
-from .update_unit import UpdateUnit
+from .update_engine import UpdateEngine
+from .update_unit import LATENCY, UpdateUnit
 
-__all__ = ["generate_verilog", "generate_decoder_verilog", "convert", "plain_module_names", "PLAIN_NAME"]
+__all__ = ["generate_verilog", "generate_decoder_verilog", "generate_engine_verilog", "convert", "plain_module_names", "PLAIN_NAME"]
 
 #: A Verilog identifier that needs no escaping (Yosys escapes every name holding a ``$``): a top module's name.
 PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -157,3 +158,31 @@ def generate_decoder_verilog(fmt: LNSFormat, *, lanes: int = 1, name: str = "lns
     ]
     title = f"{name}: LNS weight decoder to bfloat16 (lnsim_rtl.DecodeUnit; docs/datapath.md, docs/rtl.md)"
     return _header(title, config, ports) + convert(unit, name)
+
+
+def generate_engine_verilog(spec: Spec, depth: int, *, lanes: int = 1, init=None,
+                            name: str = "lnsim_update_engine") -> str:
+    """Verilog of :class:`~lnsim_rtl.UpdateEngine` (``depth`` rows, ``init`` as there), with a ``//`` header
+    like :func:`generate_verilog`: the configuration, the depth and the port layout (docs/rtl.md, "The
+    update engine")."""
+    _check_name(name)
+    engine = UpdateEngine(spec, depth, lanes=lanes, init=init)
+    summary = tables.spec_summary(spec)
+    config = [f"{key} = {json.dumps(value)}" for key, value in summary.items()]
+    config += [f"lanes = {lanes}", f"depth = {depth} rows",
+               f"unit latency = {LATENCY} cycles; a step stalls s_axis until its last write-back"]
+    e = engine.word.size
+    ports = [
+        f"  s_axis_tdata in   [{len(engine.s_axis_tdata) - 1}:0]  gradients, lane j at [j*{spec.cfg.grad_format.width}"
+        f" +: {spec.cfg.grad_format.width}] (s_axis_tvalid in, s_axis_tready out, s_axis_tlast in, unused)",
+        f"  m_axis_tdata out  [{len(engine.m_axis_tdata) - 1}:0]  bfloat16 weights, lane j at [j*16 +: 16] "
+        f"(m_axis_tvalid out, m_axis_tready in, m_axis_tlast out: a step's last address)",
+        f"  length       in   [{len(engine.length) - 1}:0]  addresses per step (0: depth), sampled at a step's first beat",
+        "  log_eta, log_bc in  the step's scalars (as lnsim_update_unit), sampled at a step's first beat",
+        "  sigma_es, sigma_mus in  sigma_star (as lnsim_decode_unit)",
+        f"  rd_addr in, rd_data out [{len(engine.rd_data) - 1}:0]  read-back, lane j at [j*{e} +: {e}]; "
+        f"per lane from the LSB:",
+        f"  {'':<12} {'':<4} {_fields(engine.word)}",
+    ]
+    title = f"{name}: B-bit Madam update engine (lnsim_rtl.UpdateEngine; docs/rtl.md)"
+    return _header(title, config, ports) + convert(engine, name)

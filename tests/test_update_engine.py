@@ -10,6 +10,7 @@ from lnsim_rtl.update_engine import engine_word_layout
 from lnsim_rtl.verilog import convert
 from lnsim_testbenches import runner
 
+from lnsim.cli import main
 from lnsim.spec import LNSFormat, Spec
 
 SPEC = Spec(LNSFormat(bits=8, eta0=0.01))
@@ -48,19 +49,34 @@ def _check(results, lanes, lengths, steps):
 
 
 @pytest.mark.hw
-@pytest.mark.parametrize("lanes", [1, 2])
-def test_engine_steps_match_golden(lanes, tmp_path):
-    # One build of 64 addresses runs steps of 1, 7 (shorter than the unit's latency), 21, 22 and 64.
+def test_engine_steps_of_1_to_64_addresses_match_golden(tmp_path):
+    # One build of 64 rows runs steps of 1, 7 (shorter than the unit's latency), 21, 22 and 64 addresses.
     lengths = (1, 7, 21, 22, 64)
-    _check(run_engine(tmp_path, depth=64, lanes=lanes, lengths=lengths, steps=6), lanes, lengths, 6)
+    _check(run_engine(tmp_path, depth=64, lanes=1, lengths=lengths, steps=6), 1, lengths, 6)
+
+
+@pytest.mark.hw
+def test_engine_of_one_row_and_two_lanes_matches_golden(tmp_path):
+    _check(run_engine(tmp_path, depth=1, lanes=2, lengths=(1,), steps=20), 2, (1,), 20)
 
 
 @pytest.mark.hw
 @pytest.mark.slow
-@pytest.mark.parametrize("depth, lanes", [(64, 4), (4096, 1), (4096, 4)])
+@pytest.mark.parametrize("depth, lanes", [(7, 1), (64, 4), (4096, 1), (4096, 4)])
 def test_engine_fifty_steps_match_golden(depth, lanes, tmp_path):
     lengths = tuple(n for n in (1, 7, 64, 4096) if n <= depth)
     _check(run_engine(tmp_path, depth=depth, lanes=lanes, lengths=lengths, steps=50), lanes, lengths, 50)
+
+
+@pytest.mark.hw
+@pytest.mark.parametrize("depth", [1, 7])  # a one-row memory; a depth of 2**n - 1
+def test_engine_verilog_lints_clean(depth, tmp_path, capsys):
+    out = tmp_path / "engine.v"
+    assert main(["verilog", "--bits", "8", "--eta0", "0.01", "--unit", "engine", "--depth", str(depth),
+                 "-o", str(out), "--lint"]) == 0
+    assert "Verilator lint: clean" in capsys.readouterr().err
+    text = out.read_text()
+    assert f"// depth = {depth} rows" in text and "module lnsim_update_engine(" in text
 
 
 def test_engine_validation():
@@ -70,3 +86,10 @@ def test_engine_validation():
         UpdateEngine(SPEC, 4, init=[0, 0, 0])
     with pytest.raises(ValueError, match=r"init\[1\]"):
         UpdateEngine(SPEC, 2, init=[0, -1])
+
+
+def test_verilog_depth_goes_with_the_engine_only(capsys):
+    assert main(["verilog", "--bits", "8", "--eta0", "0.01", "--depth", "4"]) == 2
+    assert "depth must be given with --unit engine, and only then" in capsys.readouterr().err
+    assert main(["verilog", "--bits", "8", "--eta0", "0.01", "--unit", "engine", "--depth", "0"]) == 2
+    assert "depth must be an integer >= 1, not 0" in capsys.readouterr().err

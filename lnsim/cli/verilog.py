@@ -10,7 +10,7 @@ from lnsim.files import atomic_write
 from lnsim.spec import LANES
 from lnsim.validation import SpecError, check_int
 
-__all__ = ["add_parser", "run", "hardware_spec"]
+__all__ = ["add_parser", "hardware_spec", "run"]
 
 
 def add_parser(sub) -> None:
@@ -21,7 +21,11 @@ def add_parser(sub) -> None:
                     "giving the configuration and latency.",
     )
     p.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
-    p.add_argument("--name", default="lnsim_update_unit", help="module name (default lnsim_update_unit)")
+    p.add_argument("--name", default=None, help="module name (default lnsim_update_unit, or lnsim_update_engine)")
+    p.add_argument("--unit", choices=("update", "engine"), default="update",
+                   help="update: the update unit; engine: the update engine (the unit beside a memory of "
+                        "--depth rows, AXI4-Stream ports; docs/rtl.md)")
+    p.add_argument("--depth", type=int, default=None, help="rows of the engine's memory (--unit engine only)")
     p.add_argument("--lint", action="store_true", help="also lint it with Verilator (-Wall, named waivers)")
     p.set_defaults(func=run)
 
@@ -36,6 +40,12 @@ def run(args) -> int:
     from lnsim_rtl.verilog import PLAIN_NAME
 
     spec, lanes = hardware_spec(args)
+    engine = args.unit == "engine"
+    if engine != (args.depth is not None):
+        raise SpecError("depth must be given with --unit engine, and only then")
+    depth = check_int("depth", args.depth, 1) if engine else None
+    if args.name is None:
+        args.name = "lnsim_update_engine" if engine else "lnsim_update_unit"
     if not PLAIN_NAME.fullmatch(args.name):
         raise SpecError(f"name must be a plain Verilog identifier (letters, digits, _; not a digit first), "
                         f"not {args.name!r}")
@@ -51,9 +61,14 @@ def run(args) -> int:
             check_tools(("perl",))  # before the Verilog is generated
         except BenchError as e:
             raise SpecError(str(e)) from None
-    from lnsim_rtl import generate_verilog
+    if engine:
+        from lnsim_rtl.verilog import generate_engine_verilog
 
-    text = generate_verilog(spec, lanes=lanes, name=args.name)
+        text = generate_engine_verilog(spec, depth, lanes=lanes, name=args.name)
+    else:
+        from lnsim_rtl import generate_verilog
+
+        text = generate_verilog(spec, lanes=lanes, name=args.name)
     if to_stdout:
         sys.stdout.write(text)
     else:
@@ -61,7 +76,8 @@ def run(args) -> int:
             atomic_write(args.output, text)
         except OSError as e:
             raise SpecError(f"output must be a writable file path, not {args.output!r} ({e.strerror})") from None
-        print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)", file=sys.stderr)
+        print(f"wrote {args.output}: module {args.name}, {spec.fmt.describe()}, {lanes} lane(s)"
+              + (f", {depth} rows" if engine else ""), file=sys.stderr)
     if args.lint:
         from lnsim_testbenches import runner
 
