@@ -9,7 +9,9 @@ decoded weights and, after the steps, the memory with the golden signs, codes an
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import cocotb
 import numpy as np
@@ -104,7 +106,8 @@ async def steps(dut):
 
     t0 = time.perf_counter()
     mismatches, memory_mismatches, reports, weights, t = 0, 0, [], 0, 0
-    init = params.get("init")
+    # The memory's initial rows, checked against the first read-back (a JSON list of ints in a file).
+    init = json.loads(Path(params["init_file"]).read_text()) if params.get("init_file") else None
     for length in params["lengths"]:
         rows = await read_memory(dut, length)
         if init is not None:

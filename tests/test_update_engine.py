@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from lnsim_rtl import UpdateEngine
@@ -35,9 +37,12 @@ def run_engine(tmp_path, *, depth: int, lanes: int, lengths, steps: int, seed: i
     """Build the engine (capacity ``depth``) and run ``steps`` steps at each step length of ``lengths``."""
     init = random_init(SPEC, depth, lanes, seed)
     build = runner.build_verilog(convert(UpdateEngine(SPEC, depth, lanes=lanes, init=init), TOP), TOP)
+    # The rows go in a file: 4,096 of them are more than an environment variable may hold.
+    init_file = tmp_path / "init.json"
+    init_file.write_text(json.dumps(init))
     return runner.run(build, "lnsim_testbenches.update_engine_tb", out_dir=tmp_path,
                       params={"spec": SPEC.to_dict(), "lanes": lanes, "lengths": list(lengths), "steps": steps,
-                              "init": init, "seed": seed, "pause": 0.3})
+                              "init_file": str(init_file), "seed": seed, "pause": 0.3})
 
 
 def _check(results, lanes, lengths, steps):
