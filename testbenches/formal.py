@@ -48,6 +48,10 @@ from lnsim_rtl._util import pipeline
 from lnsim_rtl.update_unit import LATENCY, UpdateUnit, lane_stages
 
 from lnsim.spec import Spec
+from lnsim.validation import check_int
+
+#: The deepest bound ``prove`` accepts (cycles).
+MAX_DEPTH = 1000
 
 __all__ = ["FAULTS", "GROUPS", "PROPERTIES", "FormalUpdateUnit", "ProofResult", "formal_rtlil", "prove"]
 
@@ -205,9 +209,9 @@ def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str = "
     if mode not in ("bmc", "prove"):
         raise ValueError(f"mode must be bmc or prove, not {mode!r}")
     latency = LATENCY
-    depth = latency + 4 if depth is None else depth
-    if not isinstance(depth, int) or depth < 1:
-        raise ValueError(f"depth must be an integer >= 1, not {depth!r}")
+    # Below latency + 2 no tracked beat can leave within the bound, and ``order`` would pass vacuously.
+    depth = latency + 4 if depth is None else check_int("depth", depth, latency + 2, MAX_DEPTH,
+                                                        note=" (cycles; a beat needs latency + 2 to be followed out)")
     temporary = workdir is None
     root = Path(tempfile.mkdtemp(prefix="lnsim-prove-") if temporary else workdir)
     root.mkdir(parents=True, exist_ok=True)

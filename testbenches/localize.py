@@ -89,12 +89,19 @@ def first_differing_stage(spec, vector: dict, *, log_table=None, antilog_table=N
         diffs = {p: {"rtl": rtl[p], "golden": gold[p]} for p in outs if _relevant(p, gold) and rtl[p] != gold[p]}
         if diffs:
             detail = ", ".join(f"{p}: RTL {d['rtl']} golden {d['golden']}" for p, d in diffs.items())
-            return {"stage": number, "name": name, "differences": diffs, "rtl": _pick(rtl), "golden": gold,
+            return {"stage": number, "name": name, "differences": diffs, "rtl": _pick(rtl), "golden": _pick_named(gold),
                     "summary": f"stage {number} ({name}): {detail}"}
-    return {"stage": None, "name": None, "differences": {}, "rtl": _pick(rtl), "golden": gold,
+    return {"stage": None, "name": None, "differences": {}, "rtl": _pick(rtl), "golden": _pick_named(gold),
             "summary": "stages 1-5 agree with the golden model for this vector: the difference arises in "
                        "UpdateUnit's pipeline registers, handshake or NaN select"}
 
 
 def _pick(values: dict) -> dict:
     return {p: values[p] for _, _, _, outs in STAGES for p in outs}
+
+
+def _pick_named(values: dict) -> dict:
+    """The stages' outputs among ``values``, in ``values``' own order (the report leaves out the golden trace's
+    table inputs, which no stage port carries)."""
+    compared = {p for _, _, _, outs in STAGES for p in outs}
+    return {p: v for p, v in values.items() if p in compared}

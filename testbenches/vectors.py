@@ -24,8 +24,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from lnsim_rtl import generate_verilog
-from lnsim_rtl.widths import Widths
 from lnsim_testbenches.expected import GoldenModel
 from lnsim_testbenches.simulator import check_tools, simulator_env
 from lnsim_testbenches.stimulus import Stimulus
@@ -77,6 +75,8 @@ def _pack(columns, layout, lanes: int) -> list[int]:
 def beats(spec: Spec, *, lanes: int = 1, vectors: int = 1000, seed: int = 0) -> tuple[list[int], list[int]]:
     """The input words (``{log_bc, log_eta, i__payload}``) and expected ``o__payload`` words, one per beat, of
     ``vectors`` update vectors (rounded up to whole beats of ``lanes``), as Python ints."""
+    from lnsim_rtl.widths import Widths  # amaranth: imported here so that ``lnsim`` starts without it
+
     w = Widths(spec)
     model = GoldenModel(spec)
     stim = Stimulus(spec, lanes, np.random.default_rng([seed, _SALT, 1]), model)
@@ -245,7 +245,15 @@ Stall-free run: set STALL_PERCENT to 0 (Verilator -GSTALL_PERCENT=0, Icarus -Ptb
 """
 
 
+def _unit_verilog(spec: Spec, lanes: int) -> str:
+    from lnsim_rtl import generate_verilog
+
+    return generate_verilog(spec, lanes=lanes, name=UNIT_NAME)
+
+
 def _fields(spec: Spec, lanes: int, beats: int, stall_percent: int, seed: int) -> dict:
+    from lnsim_rtl.widths import Widths  # amaranth: imported here so that ``lnsim`` starts without it
+
     w = Widths(spec)
     return {"unit": UNIT_NAME, "describe": spec.fmt.describe(), "lanes": lanes, "beats": beats,
             "stall": stall_percent, "seed": seed % (2**32 - 1) + 1, "pw": lanes * w.lane_in.size,
@@ -272,7 +280,7 @@ def write_vectors(spec: Spec, out_dir, *, lanes: int = 1, vectors: int = 1000, s
     texts = {
         "inputs.hex": hex_lines(inputs, f["pw"] + f["ew"] + f["bw"]),
         "expected.hex": hex_lines(expected, f["ow"]),
-        "update_unit.v": generate_verilog(spec, lanes=lanes, name=UNIT_NAME),
+        "update_unit.v": _unit_verilog(spec, lanes),
         "tb_update_unit.v": TB_TEMPLATE.format(**f),
         "README.txt": README_TEMPLATE.format(**f),
     }
