@@ -53,7 +53,7 @@ from lnsim.validation import check_int
 #: The deepest bound ``prove`` accepts (cycles).
 MAX_DEPTH = 1000
 
-__all__ = ["FAULTS", "GROUPS", "PROPERTIES", "FormalUpdateUnit", "ProofResult", "formal_rtlil", "prove"]
+__all__ = ["FAULTS", "GROUPS", "PROPERTIES", "FormalUpdateUnit", "ProofResult", "formal_rtlil", "prove", "run_sby"]
 
 #: The properties asserted by :class:`FormalUpdateUnit`, in the order they are reported.
 PROPERTIES = ("no_phantom", "order", "equivalence", "nan_keeps")
@@ -198,9 +198,38 @@ def _tool_environment(bin_dir: Path) -> dict:
     return env
 
 
+def run_sby(rtlil_text: str, *, mode: str, depth: int, skip: int = 0, workdir: str | Path | None = None) -> ProofResult:
+    """Run one SymbiYosys job (engine smtbmc, solver boolector) on ``rtlil_text``, a design with module ``top``
+    whose ``Assert`` cells are named by their message.
+
+    ``mode`` is ``bmc`` or ``prove`` (k-induction), ``depth`` the bound in cycles and ``skip`` the number of
+    first cycles whose assertions are not checked. The job runs in ``workdir`` (made if missing; a temporary
+    directory, removed after a pass, if None).
+    """
+    temporary = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="lnsim-prove-") if temporary else workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "top.il").write_text(rtlil_text)
+    (root / "unit.sby").write_text(_sby_text(mode, depth, skip))
+    if (root / "unit").exists():
+        shutil.rmtree(root / "unit")
+    start = time.monotonic()
+    proc = subprocess.run(["yowasp-sby", "-f", "unit.sby"], check=False, cwd=root, capture_output=True, text=True,
+                          env=_tool_environment((root / "bin").resolve()))
+    seconds = time.monotonic() - start
+    log = proc.stdout + proc.stderr
+    status = "PASS" if proc.returncode == 0 and "DONE (PASS" in log else "FAIL" if "DONE (FAIL" in log else "ERROR"
+    failed = _failed_properties(log, rtlil_text)
+    traces = sorted((root / "unit").glob("engine_*/trace*.vcd"))
+    result = ProofResult(status, failed, traces[0] if traces and status == "FAIL" else None, log, seconds, root, depth)
+    if temporary and status == "PASS":
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
 def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str = "bmc", fault: str | None = None,
           properties=PROPERTIES, workdir: str | Path | None = None) -> ProofResult:
-    """Prove ``properties`` (of :data:`PROPERTIES`) of the unit for ``spec`` with ``yowasp-sby`` (engine smtbmc, solver boolector).
+    """Prove ``properties`` (of :data:`PROPERTIES`) of the unit for ``spec`` with :func:`run_sby`.
 
     ``mode`` is ``bmc`` (bounded: no counterexample within ``depth`` cycles, default ``latency + 4``) or
     ``prove`` (k-induction of that depth). The job runs in ``workdir`` (made if missing; a temporary
@@ -212,25 +241,8 @@ def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str = "
     # Below latency + 2 no tracked beat can leave within the bound, and ``order`` would pass vacuously.
     depth = latency + 4 if depth is None else check_int("depth", depth, latency + 2, MAX_DEPTH,
                                                         note=" (cycles; a beat needs latency + 2 to be followed out)")
-    temporary = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="lnsim-prove-") if temporary else workdir)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "top.il").write_text(formal_rtlil(spec, lanes=lanes, fault=fault, properties=properties))
     # The tracked beat leaves no earlier than cycle ``latency`` (``order``), so the datapath properties, which
     # hold at its output only, need no check before (a bounded check of many fewer steps).
     skip = min(latency, depth - 1) if mode == "bmc" and not set(properties) & set(GROUPS["stream"]) else 0
-    (root / "unit.sby").write_text(_sby_text(mode, depth, skip))
-    if (root / "unit").exists():
-        shutil.rmtree(root / "unit")
-    start = time.monotonic()
-    proc = subprocess.run(["yowasp-sby", "-f", "unit.sby"], check=False, cwd=root, capture_output=True, text=True,
-                          env=_tool_environment((root / "bin").resolve()))
-    seconds = time.monotonic() - start
-    log = proc.stdout + proc.stderr
-    status = "PASS" if proc.returncode == 0 and "DONE (PASS" in log else "FAIL" if "DONE (FAIL" in log else "ERROR"
-    failed = _failed_properties(log, (root / "top.il").read_text())
-    traces = sorted((root / "unit").glob("engine_*/trace*.vcd"))
-    result = ProofResult(status, failed, traces[0] if traces and status == "FAIL" else None, log, seconds, root, depth)
-    if temporary and status == "PASS":
-        shutil.rmtree(root, ignore_errors=True)
-    return result
+    return run_sby(formal_rtlil(spec, lanes=lanes, fault=fault, properties=properties), mode=mode, depth=depth,
+                   skip=skip, workdir=workdir)
