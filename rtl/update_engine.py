@@ -3,7 +3,7 @@ AXI4-Stream (docs/rtl.md, "The update engine")."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -68,7 +68,16 @@ class UpdateEngine(wiring.Component):
     sigma_es, sigma_mus : In
         The tensor's ``sigma_star`` (as :class:`~lnsim_rtl.DecodeUnit`), sampled as each weight is decoded.
     rd_addr : In(bits of depth), rd_data : Out(lanes * E)
-        Read-back port: the word at ``rd_addr``, combinationally.
+        Read-back port, synchronous (a block RAM's): ``rd_data`` is the word at the previous cycle's
+        ``rd_addr`` if in that cycle the engine was waiting for a step's first beat (the previous step written
+        back) and ``s_axis_tvalid`` was low; otherwise the port was reading for the unit.
+
+    The memory is an Amaranth ``Memory`` with one write port and one synchronous read port, a simple
+    dual-port block RAM on every FPGA (ECP5 ``DP16KD``, iCE40 ``SB_RAM40_4K``, Gowin ``SDPB``/``DPB``, GateMate
+    ``CC_BRAM_*``). The read port reads one cycle ahead of the issue; the frozen signs travel beside the
+    unit's pipeline to the write-back. ``s_axis_tready`` is also low for one cycle after the port has served
+    the host or re-reads a word written back in the cycle it was read (a one-address step's): the first beat
+    of a step offered while the engine waits, or after a one-address step, is accepted a cycle later.
     """
 
     def __init__(self, spec: Spec, depth: int, *, lanes: int = 1, init=None):
@@ -115,13 +124,15 @@ class UpdateEngine(wiring.Component):
         rows = max(depth, 2)
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self.row.size), depth=rows,
                                                init=self._init + [0] * (rows - depth))
-        rd = mem.read_port(domain="comb")
-        back = mem.read_port(domain="comb")  # the frozen signs of the word being written back
-        host = mem.read_port(domain="comb")
+        # One write port and one synchronous read port (a simple dual-port block RAM): the read port serves
+        # the issue and, while the engine waits for a step's first beat, the host's read-back.
         wr = mem.write_port()
+        rd = mem.read_port(domain="sync")
 
-        # Issue: one pass over the addresses per step, only once the previous step is written back.
+        # Issue: one pass over the addresses per step, only once the previous step is written back and the
+        # read port holds the word of the beat.
         issuing = Signal(init=1)
+        primed = Signal()  # rd.data is the word now at rd_addr
         rd_addr = Signal(abits)
         wr_addr = Signal(abits)
         # `.any()` rather than `== 0`, and no `> depth` that cannot be true: the Verilog lints clean.
@@ -130,38 +141,54 @@ class UpdateEngine(wiring.Component):
         length = Mux(~self.length.any() | too_long, depth, self.length)
         step_len, step_eta, step_bc = (Signal(len(length)), Signal(w.log_eta), Signal(w.log_bc))
         cur_len = Mux(at_start, length, step_len)
-        accept = issuing & self.s_axis_tvalid & unit.i.ready
+        accept = issuing & primed & self.s_axis_tvalid & unit.i.ready
         m.d.comb += [
-            self.s_axis_tready.eq(issuing & unit.i.ready),
-            unit.i.valid.eq(issuing & self.s_axis_tvalid),
+            self.s_axis_tready.eq(issuing & primed & unit.i.ready),
+            unit.i.valid.eq(issuing & primed & self.s_axis_tvalid),
             unit.log_eta.eq(Mux(at_start, self.log_eta, step_eta)),
             unit.log_bc.eq(Mux(at_start, self.log_bc, step_bc)),
-            rd.addr.eq(rd_addr),
         ]
         with m.If(accept & at_start):
             m.d.sync += [step_len.eq(length), step_eta.eq(self.log_eta), step_bc.eq(self.log_bc)]
+        # Read one cycle ahead: the port is given the address of the next cycle's beat, so its word is ready
+        # when the beat arrives. The word read is the one before this cycle's write, hence not primed after a
+        # write at that address (the last write-back of a one-address step). While the engine waits for a
+        # step's first beat and none is offered, the port reads rd_addr for the host instead.
+        next_addr = Signal(abits)
+        host = at_start & ~self.s_axis_tvalid
         with m.If(accept):
             with m.If(rd_addr == cur_len - 1):
-                m.d.sync += [rd_addr.eq(0), issuing.eq(0)]
+                m.d.comb += next_addr.eq(0)
+                m.d.sync += issuing.eq(0)
             with m.Else():
-                m.d.sync += rd_addr.eq(rd_addr + 1)
+                m.d.comb += next_addr.eq(rd_addr + 1)
+        with m.Else():
+            m.d.comb += next_addr.eq(rd_addr)
+        m.d.comb += rd.addr.eq(Mux(host, self.rd_addr, next_addr))
+        m.d.sync += [rd_addr.eq(next_addr), primed.eq(~host & ~(wr.en & (wr.addr == next_addr)))]
         words = self.row(rd.data)
         for j in range(lanes):
             x = unit.i.payload[j]
             m.d.comb += [x.sw.eq(words[j].sw), x.k.eq(words[j].k), x.st.eq(words[j].st),
                          x.g.eq(self.s_axis_tdata[j * w.W:(j + 1) * w.W])]
 
+        # The frozen signs go alongside the unit's pipeline, advancing with it, to the write-back.
+        signs = [Signal(lanes, name=f"sign_s{n}", reset_less=True) for n in range(1, unit.latency + 1)]
+        with m.If(unit.i.ready):
+            m.d.sync += signs[0].eq(Cat(words[j].sw for j in range(lanes)))
+            m.d.sync += [signs[n].eq(signs[n - 1]) for n in range(1, unit.latency)]
+
         # Write-back and decode as the unit's results leave it.
         done = unit.o.valid & dec.i.ready
         last = wr_addr == step_len - 1
-        olds, new = self.row(back.data), self.row(wr.data)
-        m.d.comb += [back.addr.eq(wr_addr), wr.addr.eq(wr_addr), wr.en.eq(done),
+        new = self.row(wr.data)
+        m.d.comb += [wr.addr.eq(wr_addr), wr.en.eq(done),
                      unit.o.ready.eq(dec.i.ready), dec.i.valid.eq(unit.o.valid),
                      dec.sigma_es.eq(self.sigma_es), dec.sigma_mus.eq(self.sigma_mus)]
         for j in range(lanes):
-            y = unit.o.payload[j]
-            m.d.comb += [new[j].sw.eq(olds[j].sw), new[j].k.eq(y.k), new[j].st.eq(y.st),
-                         dec.i.payload[j].sw.eq(olds[j].sw), dec.i.payload[j].k.eq(y.k),
+            y, sw = unit.o.payload[j], signs[-1][j]
+            m.d.comb += [new[j].sw.eq(sw), new[j].k.eq(y.k), new[j].st.eq(y.st),
+                         dec.i.payload[j].sw.eq(sw), dec.i.payload[j].k.eq(y.k),
                          self.m_axis_tdata[j * 16:(j + 1) * 16].eq(dec.o.payload[j].bits)]
         with m.If(done):
             with m.If(last):
@@ -175,6 +202,5 @@ class UpdateEngine(wiring.Component):
             m.d.sync += tlast[0].eq(last)
             m.d.sync += [tlast[n].eq(tlast[n - 1]) for n in range(1, DECODE_LATENCY)]
         m.d.comb += [self.m_axis_tvalid.eq(dec.o.valid), dec.o.ready.eq(self.m_axis_tready),
-                     self.m_axis_tlast.eq(tlast[-1]),
-                     host.addr.eq(self.rd_addr), self.rd_data.eq(host.data)]
+                     self.m_axis_tlast.eq(tlast[-1]), self.rd_data.eq(rd.data)]
         return m

@@ -180,8 +180,9 @@ def generate_engine_verilog(spec: Spec, depth: int, *, lanes: int = 1, init=None
         f"  length       in   [{len(engine.length) - 1}:0]  addresses per step (0: depth), sampled at a step's first beat",
         "  log_eta, log_bc in  the step's scalars (as lnsim_update_unit), sampled at a step's first beat",
         "  sigma_es, sigma_mus in  sigma_star (as lnsim_decode_unit)",
-        f"  rd_addr in, rd_data out [{len(engine.rd_data) - 1}:0]  read-back, lane j at [j*{e} +: {e}]; "
-        f"per lane from the LSB:",
+        f"  rd_addr in, rd_data out [{len(engine.rd_data) - 1}:0]  read-back, one cycle after rd_addr while the "
+        f"engine waits for a step's first beat and s_axis_tvalid is low; lane j at [j*{e} +: {e}], per lane from "
+        f"the LSB:",
         f"  {'':<12} {'':<4} {_fields(engine.word)}",
     ]
     title = f"{name}: B-bit Madam update engine (lnsim_rtl.UpdateEngine; docs/rtl.md)"

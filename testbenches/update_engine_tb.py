@@ -51,10 +51,12 @@ class EngineWords:
 
 
 async def read_memory(dut, length: int) -> list:
-    """The rows at addresses ``0 .. length-1``, through the combinational read-back port."""
+    """The rows at addresses ``0 .. length-1``, through the read-back port (``rd_data`` one clock edge after
+    ``rd_addr``)."""
     rows = []
     for a in range(length):
         dut.rd_addr.value = a
+        await RisingEdge(dut.clk)
         await Timer(1, "ns")
         rows.append(int(dut.rd_data.value))
     return rows
