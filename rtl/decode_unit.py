@@ -69,6 +69,12 @@ class _Ladder:
         return e, mu
 
 
+def _ladder_latency(fmt: LNSFormat) -> int:
+    """Registers of a ``registered`` :class:`LadderLookup`: after the table reads, and after the product of the
+    natural base's two tables and after its rounding."""
+    return 1 if fmt.base is Base.POW2 else 3
+
+
 class LadderLookup(wiring.Component):
     """``exp(-k * eta0)`` as ``mul * 2**(el - 15)``, ``mul`` in ``[2**15, 2**16)`` (docs/datapath.md).
 
@@ -85,11 +91,16 @@ class LadderLookup(wiring.Component):
     mul : Out(16)
         Mantissa.
 
-    Combinational (latency 0).
+    advance : In(1), with ``registered`` only
+        Load the registers.
+
+    Combinational (latency 0); ``registered``: a register after the table reads, and after the natural
+    base's product and its rounding (latency :attr:`latency`, 1 or 3), each loaded when ``advance``.
     """
 
-    def __init__(self, fmt: LNSFormat):
+    def __init__(self, fmt: LNSFormat, *, registered: bool = False):
         self._fmt = fmt = _check_fmt(fmt)
+        self._registered = registered
         lo, hi = tables.ladder_tables(fmt)
         B = fmt.bits
         if fmt.base is Base.POW2:
@@ -100,7 +111,13 @@ class LadderLookup(wiring.Component):
             h = tables.ladder_split(fmt)
             self._lo, self._hi = _Ladder(lo, 2**h), _Ladder(hi, 2 ** (B - h))
             el_lo, el_hi = self._lo.e_min + self._hi.e_min, self._lo.e_max + self._hi.e_max + 2
-        super().__init__({"k": In(B), "el": Out(_signed_range(el_lo, el_hi)), "mul": Out(_MU)})
+        ports = {"k": In(B), "el": Out(_signed_range(el_lo, el_hi)), "mul": Out(_MU)}
+        super().__init__({**ports, "advance": In(1)} if registered else ports)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``k`` to ``el``, ``mul``: 0, or with ``registered`` 1 (pow2 base) or 3 (natural)."""
+        return _ladder_latency(self._fmt) if self._registered else 0
 
     def elaborate(self, platform):
         m = Module()
@@ -110,24 +127,43 @@ class LadderLookup(wiring.Component):
             # pow2 base: the low m bits index the table, the high bits shift the exponent.
             mb = fmt.frac_bits
             e, mu = self._lo.read(m, "lo", self.k[:mb])
-            m.d.comb += [self.el.eq(e - (self.k >> mb)), self.mul.eq(mu)]
+            if self._registered:
+                r = register(m, self.advance, "r1", el=e - (self.k >> mb), mul=mu)
+                m.d.comb += [self.el.eq(r["el"]), self.mul.eq(r["mul"])]
+            else:
+                m.d.comb += [self.el.eq(e - (self.k >> mb)), self.mul.eq(mu)]
             return m
 
         # Natural base: look up both halves of the code.
         h = tables.ladder_split(fmt)
         e_lo, mu_lo = self._lo.read(m, "lo", self.k[:h])
         e_hi, mu_hi = self._hi.read(m, "hi", self.k[h:])
+        if self._registered:
+            r = register(m, self.advance, "r1", e_lo=e_lo, mu_lo=mu_lo, e_hi=e_hi, mu_hi=mu_hi)
+            e_lo, mu_lo, e_hi, mu_hi = r["e_lo"], r["mu_lo"], r["e_hi"], r["mu_hi"]
 
         # Multiply the mantissas and round the product to 16 bits (to nearest, half up).
         p = Signal(32)
         m.d.comb += p.eq(mu_hi * mu_lo)
-        hi = p[31]
-        mul = Signal(_MU + 1)
-        m.d.comb += mul.eq(Mux(hi, (p + 2**15) >> 16, (p + 2**14) >> 15))
-        carry = mul[_MU]
+        if not self._registered:
+            hi = p[31]
+            mul = Signal(_MU + 1)
+            m.d.comb += mul.eq(Mux(hi, (p + 2**15) >> 16, (p + 2**14) >> 15))
+            carry = mul[_MU]
+            m.d.comb += [
+                self.mul.eq(Mux(carry, 2 ** (_MU - 1), mul)),
+                self.el.eq(e_hi + e_lo + hi + carry),
+            ]
+            return m
+        # Registered: the same sums, the exponents' with the product and the rounding's in a cycle of its own.
+        r = register(m, self.advance, "r2", p=p, e=e_hi + e_lo)
+        hi = r["p"][31]
+        r = register(m, self.advance, "r3", hi=hi, e=r["e"],
+                     mul=Mux(hi, (r["p"] + 2**15) >> 16, (r["p"] + 2**14) >> 15)[:_MU + 1])
+        carry = r["mul"][_MU]
         m.d.comb += [
-            self.mul.eq(Mux(carry, 2 ** (_MU - 1), mul)),
-            self.el.eq(e_hi + e_lo + hi + carry),
+            self.mul.eq(Mux(carry, 2 ** (_MU - 1), r["mul"])),
+            self.el.eq(r["e"] + r["hi"] + carry),
         ]
         return m
 
@@ -145,15 +181,23 @@ class Scale(wiring.Component):
         ``sigma_star ~= mus * 2**(es - 15)``.
     bits : Out(16)
         bfloat16 bit pattern; +-0 below the normal range.
+    advance : In(1), with ``registered`` only
+        Load the register.
 
-    Combinational (latency 0).
+    Combinational (latency 0); ``registered``: a register after the product and one after the rounding
+    (latency 2), loaded when ``advance``.
     """
 
-    def __init__(self, el_shape):
-        super().__init__({
-            "sw": In(1), "el": In(el_shape), "mul": In(_MU), "es": In(signed(SIGMA_ES_BITS)), "mus": In(_MU),
-            "bits": Out(16),
-        })
+    def __init__(self, el_shape, *, registered: bool = False):
+        self._registered = registered
+        ports = {"sw": In(1), "el": In(el_shape), "mul": In(_MU), "es": In(signed(SIGMA_ES_BITS)), "mus": In(_MU),
+                 "bits": Out(16)}
+        super().__init__({**ports, "advance": In(1)} if registered else ports)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the inputs to ``bits``: 0, or 2 with ``registered``."""
+        return 2 * self._registered
 
     def elaborate(self, platform):
         m = Module()
@@ -161,6 +205,11 @@ class Scale(wiring.Component):
         # Multiply by sigma_star's mantissa.
         p = Signal(32)
         m.d.comb += p.eq(self.mus * self.mul)
+        sw = self.sw
+        if self._registered:
+            # The exponent's first terms are added with the product.
+            r = register(m, self.advance, "r1", p=p, sw=sw, e=self.es + self.el + 127)
+            p, sw = r["p"], r["sw"]
         hi = p[31]
 
         # Keep 8 significant bits, rounding to nearest even.
@@ -173,11 +222,17 @@ class Scale(wiring.Component):
 
         # Pack; flush to +-0 below the normal range.
         ex = Signal(signed(max(len(self.el), SIGMA_ES_BITS) + 3))
-        m.d.comb += ex.eq(self.es + self.el + hi + 127 + carry)
+        if self._registered:
+            # The rounding in a cycle of its own; the same exponent sum.
+            r = register(m, self.advance, "r2", man=man, sw=sw, e=r["e"] + hi)
+            man, sw, carry = r["man"], r["sw"], r["man"][8]
+            m.d.comb += ex.eq(r["e"] + carry)
+        else:
+            m.d.comb += ex.eq(self.es + self.el + hi + 127 + carry)
         with m.If(ex >= 1):
-            m.d.comb += self.bits.eq(Cat(man[:7], ex[:8], self.sw))
+            m.d.comb += self.bits.eq(Cat(man[:7], ex[:8], sw))
         with m.Else():
-            m.d.comb += self.bits.eq(Cat(Const(0, 15), self.sw))
+            m.d.comb += self.bits.eq(Cat(Const(0, 15), sw))
         return m
 
 
@@ -188,11 +243,15 @@ class DecodeUnit(LaneStreamComponent):
     :attr:`latency` = 2 cycles later; one weight per lane per cycle. Back-pressure stalls the whole pipeline,
     as in :class:`~lnsim_rtl.UpdateUnit`.
 
+    With ``product_registers`` a register also follows the ladder's table reads, its product and rounding
+    (natural base), and the scaling's product and rounding, so every multiplier's product is registered (an
+    FPGA's DSP block holds that register): latency 7 (natural base) or 5 (pow2), for the update engine's Fmax.
+
     Parameters
     ----------
     fmt : LNSFormat
     lanes : int
-
+    product_registers : bool
     Ports
     -----
     clk, rst : In(1)
@@ -206,9 +265,11 @@ class DecodeUnit(LaneStreamComponent):
         -256 gives +-0 everywhere, so a host may clamp smaller ones to -512); sampled with each accepted input.
     """
 
-    def __init__(self, fmt: LNSFormat, *, lanes: int = 1):
+    def __init__(self, fmt: LNSFormat, *, lanes: int = 1, product_registers: bool = False):
         self._fmt = _check_fmt(fmt)
-        super().__init__(*decode_layouts(fmt), lanes, LATENCY,
+        self._deep = product_registers
+        extra = _ladder_latency(fmt) + 2 if product_registers else 0
+        super().__init__(*decode_layouts(fmt), lanes, LATENCY + extra,
                          {"sigma_es": In(signed(SIGMA_ES_BITS)), "sigma_mus": In(_MU)})
 
     @property
@@ -219,21 +280,32 @@ class DecodeUnit(LaneStreamComponent):
         m = Module()
 
         # Advance the whole pipeline unless a valid output is held back.
-        advance = stream_pipeline(m, self.i, self.o, LATENCY)
+        advance = stream_pipeline(m, self.i, self.o, self.latency)
 
-        # Sample sigma_star with the input.
-        sigma = register(m, advance, "s1", es=self.sigma_es, mus=self.sigma_mus)
+        # Sample sigma_star with the input (delayed as the ladder delays the code).
+        delay = _ladder_latency(self._fmt) if self._deep else 0
+        sigma = {"es": self.sigma_es, "mus": self.sigma_mus}
+        for n in range(delay):
+            sigma = register(m, advance, f"s0_{n}", **sigma)
+        sigma = register(m, advance, "s1", **sigma)
 
         for j in range(self._lanes):
             x, y = self.i.payload[j], self.o.payload[j]
 
             # Stage 1: look up the ladder.
-            m.submodules[f"lane{j}_ladder"] = ladder = LadderLookup(self._fmt)
+            m.submodules[f"lane{j}_ladder"] = ladder = LadderLookup(self._fmt, registered=self._deep)
             m.d.comb += ladder.k.eq(x.k)
-            r1 = register(m, advance, f"lane{j}_s1", sw=x.sw, el=ladder.el, mul=ladder.mul)
+            sw = x.sw
+            for n in range(ladder.latency):
+                sw = register(m, advance, f"lane{j}_s0_{n}", sw=sw)["sw"]
+            if self._deep:
+                m.d.comb += ladder.advance.eq(advance)
+            r1 = register(m, advance, f"lane{j}_s1", sw=sw, el=ladder.el, mul=ladder.mul)
 
             # Stage 2: scale by sigma_star and round to bfloat16.
-            m.submodules[f"lane{j}_scale"] = scale = Scale(ladder.el.shape())
+            m.submodules[f"lane{j}_scale"] = scale = Scale(ladder.el.shape(), registered=self._deep)
+            if self._deep:
+                m.d.comb += scale.advance.eq(advance)
             m.d.comb += [scale.sw.eq(r1["sw"]), scale.el.eq(r1["el"]), scale.mul.eq(r1["mul"]),
                          scale.es.eq(sigma["es"]), scale.mus.eq(sigma["mus"])]
             r2 = register(m, advance, f"lane{j}_s2", bits=scale.bits)

@@ -7,10 +7,9 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from lnsim.spec import Spec
+from lnsim.spec import Spec, check_depth
 from lnsim.validation import check_int
 
-from .decode_unit import LATENCY as DECODE_LATENCY
 from .decode_unit import SIGMA_ES_BITS, DecodeUnit
 from .update_unit import UpdateUnit
 from .widths import Widths
@@ -42,7 +41,7 @@ class UpdateEngine(wiring.Component):
     ----------
     spec : Spec
     depth : int
-        Addresses in the memory (>= 1).
+        Addresses in the memory, 1..2**20 (:func:`lnsim.spec.check_depth`).
     lanes : int
         Weights per address and per beat.
     init : sequence of int, optional
@@ -82,7 +81,7 @@ class UpdateEngine(wiring.Component):
 
     def __init__(self, spec: Spec, depth: int, *, lanes: int = 1, init=None):
         self._w = w = Widths(spec)
-        self._depth = check_int("depth", depth, 1)
+        self._depth = check_depth(depth)
         self._lanes = check_int("lanes", lanes, 1)
         self.word = engine_word_layout(spec)
         self.row = data.ArrayLayout(self.word, lanes)
@@ -119,7 +118,8 @@ class UpdateEngine(wiring.Component):
         w, lanes, depth = self._w, self._lanes, self._depth
         abits = len(self.rd_addr)
         m.submodules.unit = unit = UpdateUnit(w.spec, lanes=lanes)
-        m.submodules.decoder = dec = DecodeUnit(w.spec.fmt, lanes=lanes)
+        # Every product of the decoder registered: its scaling would otherwise bound the engine's Fmax.
+        m.submodules.decoder = dec = DecodeUnit(w.spec.fmt, lanes=lanes, product_registers=True)
         # At least two rows: a one-row memory has a zero-width address, which Verilog cannot declare.
         rows = max(depth, 2)
         m.submodules.mem = mem = memory.Memory(shape=unsigned(self.row.size), depth=rows,
@@ -132,15 +132,18 @@ class UpdateEngine(wiring.Component):
         # Issue: one pass over the addresses per step, only once the previous step is written back and the
         # read port holds the word of the beat.
         issuing = Signal(init=1)
+        first = Signal(init=1)  # rd_addr is 0: the next beat is a step's first
         primed = Signal()  # rd.data is the word now at rd_addr
         rd_addr = Signal(abits)
         wr_addr = Signal(abits)
-        # `.any()` rather than `== 0`, and no `> depth` that cannot be true: the Verilog lints clean.
-        at_start = issuing & ~rd_addr.any()
+        at_start = issuing & first
+        # No `> depth` that cannot be true: the Verilog lints clean.
         too_long = (self.length > depth) if depth < 2**abits - 1 else 0
         length = Mux(~self.length.any() | too_long, depth, self.length)
-        step_len, step_eta, step_bc = (Signal(len(length)), Signal(w.log_eta), Signal(w.log_bc))
-        cur_len = Mux(at_start, length, step_len)
+        # The step's last address and scalars, and whether it has one address, registered at its first beat
+        # (so that no later cycle computes them from the ports).
+        last_addr, single = Signal(abits), Signal()
+        step_eta, step_bc = Signal(w.log_eta), Signal(w.log_bc)
         accept = issuing & primed & self.s_axis_tvalid & unit.i.ready
         m.d.comb += [
             self.s_axis_tready.eq(issuing & primed & unit.i.ready),
@@ -149,23 +152,29 @@ class UpdateEngine(wiring.Component):
             unit.log_bc.eq(Mux(at_start, self.log_bc, step_bc)),
         ]
         with m.If(accept & at_start):
-            m.d.sync += [step_len.eq(length), step_eta.eq(self.log_eta), step_bc.eq(self.log_bc)]
+            m.d.sync += [last_addr.eq(length - 1), single.eq(length == 1), step_eta.eq(self.log_eta),
+                         step_bc.eq(self.log_bc)]
         # Read one cycle ahead: the port is given the address of the next cycle's beat, so its word is ready
         # when the beat arrives. The word read is the one before this cycle's write, hence not primed after a
-        # write at that address (the last write-back of a one-address step). While the engine waits for a
-        # step's first beat and none is offered, the port reads rd_addr for the host instead.
+        # write at that address: the last write-back of a one-address step, whose word the next step reads
+        # first (every other write-back is of an address the step has issued already, or comes before the next
+        # step's reads). While the engine waits for a step's first beat and none is offered, the port reads
+        # rd_addr for the host instead.
         next_addr = Signal(abits)
         host = at_start & ~self.s_axis_tvalid
         with m.If(accept):
-            with m.If(rd_addr == cur_len - 1):
+            with m.If(Mux(at_start, length == 1, rd_addr == last_addr)):
                 m.d.comb += next_addr.eq(0)
-                m.d.sync += issuing.eq(0)
+                m.d.sync += [issuing.eq(0), first.eq(1)]
             with m.Else():
                 m.d.comb += next_addr.eq(rd_addr + 1)
+                m.d.sync += first.eq(0)
         with m.Else():
             m.d.comb += next_addr.eq(rd_addr)
+        done = unit.o.valid & dec.i.ready
+        last = wr_addr == last_addr
         m.d.comb += rd.addr.eq(Mux(host, self.rd_addr, next_addr))
-        m.d.sync += [rd_addr.eq(next_addr), primed.eq(~host & ~(wr.en & (wr.addr == next_addr)))]
+        m.d.sync += [rd_addr.eq(next_addr), primed.eq(~host & ~(done & last & single))]
         words = self.row(rd.data)
         for j in range(lanes):
             x = unit.i.payload[j]
@@ -179,8 +188,6 @@ class UpdateEngine(wiring.Component):
             m.d.sync += [signs[n].eq(signs[n - 1]) for n in range(1, unit.latency)]
 
         # Write-back and decode as the unit's results leave it.
-        done = unit.o.valid & dec.i.ready
-        last = wr_addr == step_len - 1
         new = self.row(wr.data)
         m.d.comb += [wr.addr.eq(wr_addr), wr.en.eq(done),
                      unit.o.ready.eq(dec.i.ready), dec.i.valid.eq(unit.o.valid),
@@ -197,10 +204,10 @@ class UpdateEngine(wiring.Component):
                 m.d.sync += wr_addr.eq(wr_addr + 1)
 
         # tlast follows the decoder's pipeline, which advances exactly when it is ready.
-        tlast = [Signal(name=f"tlast_s{n}") for n in range(1, DECODE_LATENCY + 1)]
+        tlast = [Signal(name=f"tlast_s{n}") for n in range(1, dec.latency + 1)]
         with m.If(dec.i.ready):
             m.d.sync += tlast[0].eq(last)
-            m.d.sync += [tlast[n].eq(tlast[n - 1]) for n in range(1, DECODE_LATENCY)]
+            m.d.sync += [tlast[n].eq(tlast[n - 1]) for n in range(1, dec.latency)]
         m.d.comb += [self.m_axis_tvalid.eq(dec.o.valid), dec.o.ready.eq(self.m_axis_tready),
                      self.m_axis_tlast.eq(tlast[-1]), self.rd_data.eq(rd.data)]
         return m

@@ -195,8 +195,11 @@ DECODE_FORMATS = [
 SIGMAS = [1.0, 0.37, 3.3e-3, 1.7 * 2.0**100, 1.99 * 2.0**126, 2.0**-120, 1e-37]
 
 
-@pytest.mark.parametrize("fmt", DECODE_FORMATS, ids=lambda f: f.describe().replace(" ", "-"))
-def test_decode_unit_all_codes(fmt):
+@pytest.mark.parametrize("fmt, product_registers",
+                         [(f, False) for f in DECODE_FORMATS] + [(f, True) for f in DECODE_FORMATS[1::3]],
+                         ids=lambda v: v.describe().replace(" ", "-") if isinstance(v, LNSFormat) else
+                         ("product-registers" if v else "two-stage"))
+def test_decode_unit_all_codes(fmt, product_registers):
     lanes = 2
     reps = -(-8 * len(SIGMAS) * lanes // (2 * fmt.levels))  # small formats: every code under many sigmas
     sign = np.tile(np.repeat([0, 1], fmt.levels), reps).astype(np.uint8)
@@ -211,8 +214,9 @@ def test_decode_unit_all_codes(fmt):
     pad = (-len(k)) % lanes
     sign, k = np.concatenate([sign, np.zeros(pad, np.uint8)]), np.concatenate([k, np.zeros(pad, k.dtype)])
     beats = [(sign[b * lanes:(b + 1) * lanes], k[b * lanes:(b + 1) * lanes], SIGMAS[sigma[b]]) for b in range(len(sigma))]
-    dut = DecodeUnit(fmt, lanes=lanes)
-    assert dut.latency == 2
+    dut = DecodeUnit(fmt, lanes=lanes, product_registers=product_registers)
+    # With product registers: the table reads, the natural base's product and rounding, the scaling's.
+    assert dut.latency == (2 if not product_registers else 5 if fmt.base.value == "pow2" else 7)
 
     def set_inputs(ctx, beat):
         sw, kk, sig = beat

@@ -170,7 +170,7 @@ def test_cli_reports_a_tool_failure_in_one_line(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--target", "xc7"], "target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xc7'"),
-    (["--unit", "sgd"], "unit must be one of madam, linear, not 'sgd'"),
+    (["--unit", "sgd"], "unit must be one of madam, linear, engine, not 'sgd'"),
     (["--lanes", "0"], "lanes must be an integer in 1..64, not 0"),
     (["--lanes", "65"], "lanes must be an integer in 1..64, not 65"),
     (["--seed", "-1"], "seed must be an integer in 0..2147483647, not -1"),
@@ -185,7 +185,7 @@ def test_cli_option_errors(argv, message, capsys):
 
 @pytest.mark.parametrize("options, message", [
     (dict(target="xc7"), "target must be one of ecp5-25k, ice40-up5k, ecp5-85k, gowin-gw1nr9, gatemate-a1, not 'xc7'"),
-    (dict(unit="sgd"), "unit must be one of madam, linear, not 'sgd'"),
+    (dict(unit="sgd"), "unit must be one of madam, linear, engine, not 'sgd'"),
     (dict(lanes=True), "lanes must be an integer in 1..64, not True"),
     (dict(lanes=2.0), "lanes must be an integer in 1..64, not 2.0"),
     (dict(seed=2**31), "seed must be an integer in 0..2147483647, not 2147483648"),
@@ -202,7 +202,8 @@ def test_synthesize_refuses_an_option_before_any_work(options, message, tmp_path
 
 def test_check_synth_options_resolves_the_default_constraint():
     assert fpga.check_synth_options(target="ice40-up5k", seed=3, timeout=60) == {
-        "target": "ice40-up5k", "unit": "madam", "lanes": 1, "seed": 3, "freq_mhz": 50.0, "timeout": 60.0}
+        "target": "ice40-up5k", "unit": "madam", "lanes": 1, "seed": 3, "freq_mhz": 50.0, "timeout": 60.0,
+        "depth": None}
     assert fpga.check_synth_options(target="ecp5-25k", freq_mhz=120)["freq_mhz"] == 120.0
 
 

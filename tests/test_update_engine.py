@@ -81,8 +81,10 @@ def test_engine_verilog_lints_clean(depth, tmp_path, capsys):
 
 
 def test_engine_validation():
-    with pytest.raises(ValueError, match="depth must be an integer >= 1, not 0"):
+    with pytest.raises(ValueError, match=r"^depth must be an integer in 1\.\.1048576, not 0$"):
         UpdateEngine(SPEC, 0)
+    with pytest.raises(ValueError, match=r"^depth must be an integer in 1\.\.1048576, not 1048577$"):
+        UpdateEngine(SPEC, 2**20 + 1)
     with pytest.raises(ValueError, match="init must have depth = 4 words, not 3"):
         UpdateEngine(SPEC, 4, init=[0, 0, 0])
     with pytest.raises(ValueError, match=r"init\[1\]"):
@@ -93,4 +95,4 @@ def test_verilog_depth_goes_with_the_engine_only(capsys):
     assert main(["verilog", "--bits", "8", "--eta0", "0.01", "--depth", "4"]) == 2
     assert "depth must be given with --unit engine, and only then" in capsys.readouterr().err
     assert main(["verilog", "--bits", "8", "--eta0", "0.01", "--unit", "engine", "--depth", "0"]) == 2
-    assert "depth must be an integer >= 1, not 0" in capsys.readouterr().err
+    assert "lnsim: error: depth must be an integer in 1..1048576, not 0\n" == capsys.readouterr().err

@@ -16,7 +16,7 @@ from lnsim.cli.output import check_outputs, check_plot_path, text_stream, warn_s
 from lnsim.files import atomic_write
 from lnsim.fpga import (SWEEP_BITS, SYNTH_OPTIONS, PlacementError, SynthError, check_sweep_jobs, check_synth_options,
                         format_report, format_sweep_row, plot_sweep, run_sweep, synthesize, write_sweep_csv)
-from lnsim.spec import Spec
+from lnsim.spec import DEPTH, Spec
 from lnsim.validation import SpecError
 
 __all__ = ["add_parser", "run"]
@@ -24,7 +24,8 @@ __all__ = ["add_parser", "run"]
 
 _DESCRIPTION = """\
 Synthesise (Yosys) and place-and-route (nextpnr) the update unit, or the fixed-point linear baseline
-(--unit linear: w <- sat(w - lr*g), B bits), for an FPGA, in a temporary directory, and report the unit's
+(--unit linear: w <- sat(w - lr*g), B bits), or the update engine (--unit engine --depth N: the unit beside
+N rows of weights in block RAM, AXI4-Stream in and out), for an FPGA, in a temporary directory, and report the unit's
 LUTs, flip-flops, block RAMs and DSPs, Fmax, the critical path, the placement seed and the tool versions.
 --no-place stops after nextpnr's packing (seconds): the cells and whether the unit fits the device, no Fmax.
 --sweep runs both units over bits {8, 10, 12, 16} x lanes {1, 4} (--jobs at a time) and writes a CSV and a PNG."""
@@ -38,6 +39,7 @@ def add_parser(sub) -> None:
     options = {o.name: o for o in SYNTH_OPTIONS}
     for name in ("target", "unit", "seed", "freq"):
         add_option(g, options[name], default=options[name].default)
+    add_option(g, DEPTH)
     g.add_argument("--no-pack-mult", dest="pack_mult", action="store_false",
                    help="ECP5: leave the registers after each multiplier in the fabric (synth_ecp5's netlist as is)")
     g.add_argument("--no-place", dest="place", action="store_false",
@@ -77,7 +79,7 @@ def run(args) -> int:
     """Run ``lnsim synth`` for parsed arguments; returns the exit status (1 when a tool fails)."""
     # The options before the spec, and --lanes and --unit even for the sweep, which ignores them.
     check_synth_options(target=args.target, unit=args.unit, lanes=args.lanes, seed=args.seed, freq_mhz=args.freq,
-                        timeout=args.timeout)
+                        timeout=args.timeout, depth=args.depth)
     jobs = check_sweep_jobs(args.jobs)
     spec = spec_from_args(args)
     if args.sweep:
@@ -90,7 +92,7 @@ def run(args) -> int:
         if not args.sweep:
             warn_spec(spec)
             try:
-                r = synthesize(spec, lanes=args.lanes, unit=args.unit, progress=_progress, **opts)
+                r = synthesize(spec, lanes=args.lanes, unit=args.unit, depth=args.depth, progress=_progress, **opts)
             except PlacementError as e:  # the synthesis-level report, then the error line
                 print(format_report(e.report), file=out, flush=True)
                 if args.json:

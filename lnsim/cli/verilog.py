@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from lnsim.cli.options import spec_from_args, spec_parent
+from lnsim.cli.options import add_option, spec_from_args, spec_parent
 from lnsim.cli.output import STDOUT, check_outputs, warn_spec
 from lnsim.files import atomic_write
-from lnsim.spec import LANES
+from lnsim.spec import DEPTH, LANES, engine_depth
 from lnsim.validation import SpecError, check_int
 
 __all__ = ["add_parser", "hardware_spec", "run"]
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--unit", choices=("update", "engine"), default="update",
                    help="update: the update unit; engine: the update engine (the unit beside a memory of "
                         "--depth rows, AXI4-Stream ports; docs/rtl.md)")
-    p.add_argument("--depth", type=int, default=None, help="rows of the engine's memory (--unit engine only)")
+    add_option(p, DEPTH)
     p.add_argument("--lint", action="store_true", help="also lint it with Verilator (-Wall, named waivers)")
     p.set_defaults(func=run)
 
@@ -41,9 +41,7 @@ def run(args) -> int:
 
     spec, lanes = hardware_spec(args)
     engine = args.unit == "engine"
-    if engine != (args.depth is not None):
-        raise SpecError("depth must be given with --unit engine, and only then")
-    depth = check_int("depth", args.depth, 1) if engine else None
+    depth = engine_depth(engine, args.depth)
     if args.name is None:
         args.name = "lnsim_update_engine" if engine else "lnsim_update_unit"
     if not PLAIN_NAME.fullmatch(args.name):

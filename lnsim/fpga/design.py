@@ -13,18 +13,24 @@ __all__ = ["TOP", "module_name", "build_unit", "harness_verilog", "rtlil_netlist
 TOP = "lnsim_synth_top"
 
 
+_MODULES = {"madam": "lnsim_update_unit", "linear": "lnsim_linear_update", "engine": "lnsim_update_engine"}
+
+
 def module_name(unit: str) -> str:
-    """The Verilog module name of ``unit`` ("madam" or "linear") in the netlist."""
-    return "lnsim_update_unit" if unit == "madam" else "lnsim_linear_update"
+    """The Verilog module name of ``unit`` ("madam", "linear" or "engine") in the netlist."""
+    return _MODULES[unit]
 
 
-def build_unit(unit: str, spec, lanes: int):
-    """The Amaranth component of ``unit``: :class:`lnsim_rtl.UpdateUnit` for "madam", else
+def build_unit(unit: str, spec, lanes: int, depth: int | None = None):
+    """The Amaranth component of ``unit``: :class:`lnsim_rtl.UpdateUnit` for "madam",
+    :class:`lnsim_rtl.UpdateEngine` of ``depth`` rows (all zero) for "engine", else
     :class:`lnsim_rtl.LinearUpdateUnit` of ``spec.fmt.bits`` bits; ``lanes`` lanes."""
     import lnsim_rtl
 
     if unit == "madam":
         return lnsim_rtl.UpdateUnit(spec, lanes=lanes)
+    if unit == "engine":
+        return lnsim_rtl.UpdateEngine(spec, depth, lanes=lanes)
     return lnsim_rtl.LinearUpdateUnit(bits=spec.fmt.bits, lanes=lanes)
 
 

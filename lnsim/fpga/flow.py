@@ -24,7 +24,7 @@ from lnsim.fpga.parsers import (overfull, parse_nextpnr_report, parse_utilisatio
 from lnsim.fpga.targets import MAX_LANES, TARGETS, UNITS, bel_order
 from lnsim.fpga.tools import PlacementError, SynthError, run_tool, tool_version_text, tool_versions
 from lnsim import tables
-from lnsim.spec import Option
+from lnsim.spec import Option, engine_depth
 from lnsim.spec.schema import bounds
 from lnsim.validation import check_bool, check_choice, check_int, check_positive
 
@@ -36,7 +36,8 @@ SYNTH_OPTIONS = (
     Option(name="target", kind=str, default="ecp5-25k", range=" | ".join(TARGETS),
            help=" | ".join(TARGETS) + " (default {default})"),
     Option(name="unit", kind=str, default="madam", range=" | ".join(UNITS),
-           help="madam (the update unit) | linear (the baseline) (default {default})"),
+           help="madam (the update unit) | linear (the baseline) | engine (the update unit beside --depth rows of "
+                "weights in block RAM) (default {default})"),
     Option(name="seed", kind=int, default=1, bounds=(0, 2**31 - 1), help="placement seed (default {default})"),
     Option(name="freq", kind=float, range="> 0", unit="MHz",
            help="clock constraint in MHz (default " + ", ".join(f"{t.default_freq_mhz:g} on {name}"
@@ -49,11 +50,13 @@ _BOUNDS = bounds(SYNTH_OPTIONS)
 
 
 def check_synth_options(*, target: str, unit: str = _DEFAULT["unit"], lanes: int = 1, seed: int = _DEFAULT["seed"],
-                        freq_mhz: float | None = None, timeout: float = _DEFAULT["timeout"]) -> dict:
+                        freq_mhz: float | None = None, timeout: float = _DEFAULT["timeout"],
+                        depth: int | None = None) -> dict:
     """The options of one run in their canonical types, the clock constraint resolved.
 
-    Returns ``{"target", "unit", "lanes", "seed", "freq_mhz", "timeout"}``: ``target`` a key of
-    :data:`TARGETS`, ``unit`` one of :data:`UNITS`, ``lanes`` an int in 1..64, ``seed`` an int in
+    Returns ``{"target", "unit", "lanes", "seed", "freq_mhz", "timeout", "depth"}``: ``target`` a key of
+    :data:`TARGETS`, ``unit`` one of :data:`UNITS`, ``lanes`` an int in 1..64, ``depth`` the engine's rows
+    (:func:`lnsim.spec.engine_depth`: given with the engine only), ``seed`` an int in
     0..2**31 - 1, ``freq_mhz`` a float in MHz (the target's default when None), ``timeout`` a float in seconds.
 
     Raises
@@ -64,16 +67,18 @@ def check_synth_options(*, target: str, unit: str = _DEFAULT["unit"], lanes: int
     target = check_choice("target", target, TARGETS)
     unit = check_choice("unit", unit, UNITS)
     lanes = check_int("lanes", lanes, 1, MAX_LANES)
+    depth = engine_depth(unit == "engine", depth)
     seed = check_int("seed", seed, *_BOUNDS["seed"])
     freq = TARGETS[target].default_freq_mhz if freq_mhz is None else check_positive("freq", freq_mhz)
     timeout = check_positive("timeout", timeout)
-    return {"target": target, "unit": unit, "lanes": lanes, "seed": seed, "freq_mhz": freq, "timeout": timeout}
+    return {"target": target, "unit": unit, "lanes": lanes, "seed": seed, "freq_mhz": freq, "timeout": timeout,
+            "depth": depth}
 
 
 def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"], seed: int = _DEFAULT["seed"],
                freq_mhz: float | None = None, workdir: str | None = None, keep: bool = False,
                timeout: float = _DEFAULT["timeout"], pack_mult: bool = True, place: bool = True, progress=None,
-               stop=None) -> dict:
+               stop=None, depth: int | None = None) -> dict:
     """Synthesise and place-and-route one unit for ``target``; return the report as a JSON-ready dict.
 
     Parameters
@@ -83,8 +88,10 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
     target : str
         A key of :data:`TARGETS`.
     lanes, unit, seed, freq_mhz
-        Lanes (1..64), ``"madam"`` or ``"linear"``, the placement seed (0..2**31 - 1), the clock constraint in
-        MHz (default per target).
+        Lanes (1..64), ``"madam"``, ``"linear"`` or ``"engine"``, the placement seed (0..2**31 - 1), the clock
+        constraint in MHz (default per target).
+    depth : int, optional
+        The engine's rows (with ``unit="engine"`` only; its memory starts all zero).
     pack_mult : bool
         On a target that needs it (ECP5), move the registers after each multiplier into it
         (:func:`pack_mult_output_registers`); the report's ``packed_mult_registers`` counts them.
@@ -122,7 +129,9 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
     SynthError
         When another tool run fails (the message names its log).
     """
-    opts = check_synth_options(target=target, unit=unit, lanes=lanes, seed=seed, freq_mhz=freq_mhz, timeout=timeout)
+    opts = check_synth_options(target=target, unit=unit, lanes=lanes, seed=seed, freq_mhz=freq_mhz, timeout=timeout,
+                               depth=depth)
+    depth = opts["depth"]
     place = check_bool("place", place)
     target, unit, lanes, seed, freq, timeout = (opts[k] for k in ("target", "unit", "lanes", "seed", "freq_mhz",
                                                                    "timeout"))
@@ -136,8 +145,9 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
     try:
         _check_stop(stop)
         name = module_name(unit)
-        say(f"generating the netlist: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s) in {wd}")
-        text, ports = rtlil_netlist(build_unit(unit, spec, lanes), name)
+        rows = f", {depth} rows" if depth else ""
+        say(f"generating the netlist: {unit} unit, B={spec.fmt.bits}, {lanes} lane(s){rows} in {wd}")
+        text, ports = rtlil_netlist(build_unit(unit, spec, lanes, depth), name)
         (wd / "unit.il").write_text(text)
         (wd / "top.v").write_text(harness_verilog(ports, name))
         _check_stop(stop)  # the netlist took a while
@@ -163,7 +173,8 @@ def synthesize(spec, *, target: str, lanes: int = 1, unit: str = _DEFAULT["unit"
         ver = re.search(r"^(Yosys \S+ \(git sha1 \w+)", ylog, re.M)
         npr = re.search(r"Version (nextpnr-[\w.+-]+)", tool_version_text(t.nextpnr, wd, timeout))
         report = {
-            "target": target, "unit": unit, "bits": spec.fmt.bits, "lanes": lanes, **unit_cost(counts, t),
+            "target": target, "unit": unit, "bits": spec.fmt.bits, "lanes": lanes, "depth": depth,
+            **unit_cost(counts, t),
             "fmax_mhz": None, "freq_target_mhz": freq, "timing_met": None, "untimed": "", "seed": seed,
             "packed_mult_registers": packing, "critical_path": None, "cells": counts, "device_utilization": {},
             "placed": False, "fits": None,

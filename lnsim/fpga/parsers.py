@@ -60,9 +60,15 @@ def parse_utilisation(log: str) -> dict:
     return {name: [int(used), int(avail)] for name, used, avail in _UTIL.findall(block)}
 
 
+#: BEL types nextpnr counts with no sites on the device (``used/0``) that are not resources: helper cells of
+#: Gowin's and GateMate's block RAMs, which it places without a site of their own.
+PSEUDO_BELS = ("DUMMY_CELL", "CPE_DUMMY")
+
+
 def overfull(utilisation: dict) -> dict:
-    """The BEL types of a utilisation (``{bel: [used, available]}``) that need more than the device has."""
-    return {bel: [used, avail] for bel, (used, avail) in utilisation.items() if used > avail}
+    """The BEL types of a utilisation (``{bel: [used, available]}``) that need more than the device has (not the
+    :data:`PSEUDO_BELS`)."""
+    return {bel: [used, avail] for bel, (used, avail) in utilisation.items() if used > avail and bel not in PSEUDO_BELS}
 
 
 def parse_nextpnr_log(log: str) -> dict:

@@ -34,7 +34,8 @@ def format_report(report: dict) -> str:
     moved = f" ({pm['ffs']} flip-flops moved into {pm['mults']} of them)" if pm["mults"] else ""
     lines = [
         f"target            {r['target']}  (seed {r['seed']}, constraint {r['freq_target_mhz']:g} MHz)",
-        f"unit              {r['unit']}, B={r['bits']}, {r['lanes']} lane(s)",
+        f"unit              {r['unit']}, B={r['bits']}, {r['lanes']} lane(s)"
+        + (f", {r['depth']} rows" if r.get("depth") else ""),
         f"LUTs              {r['luts']}",
         f"flip-flops        {r['ffs']}",
         f"block RAMs        {r['brams']}",

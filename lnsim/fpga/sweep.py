@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from lnsim.fpga.flow import synthesize
 from lnsim.fpga.report import format_fit
-from lnsim.fpga.targets import UNITS
 from lnsim.fpga.tools import PlacementError, SynthError
 from lnsim.validation import check_int
 
@@ -21,6 +20,8 @@ __all__ = ["SWEEP_BITS", "SWEEP_LANES", "SWEEP_CSV_FIELDS", "sweep_points", "swe
 SWEEP_BITS = (8, 10, 12, 16)
 #: Lane counts of the sweep.
 SWEEP_LANES = (1, 4)
+#: The units of the sweep: the update unit and the linear baseline (not the engine, which has a depth).
+SWEEP_UNITS = ("madam", "linear")
 #: The CSV's columns, in order.
 SWEEP_CSV_FIELDS = ("target", "unit", "bits", "lanes", "status", "luts", "ffs", "brams", "dsps", "fmax_mhz",
                     "timing_met", "seed", "fits", "error")
@@ -29,7 +30,7 @@ SWEEP_CSV_FIELDS = ("target", "unit", "bits", "lanes", "status", "luts", "ffs", 
 def sweep_points() -> list:
     """The sweep's configurations ``(unit, bits, lanes)`` in the order it runs them: units outermost, lanes
     innermost."""
-    return [(unit, bits, lanes) for unit in UNITS for bits in SWEEP_BITS for lanes in SWEEP_LANES]
+    return [(unit, bits, lanes) for unit in SWEEP_UNITS for bits in SWEEP_BITS for lanes in SWEEP_LANES]
 
 
 def sweep_row(spec, *, target: str, unit: str, lanes: int, seed: int = 1, **options) -> dict:
@@ -135,7 +136,7 @@ def plot_sweep(rows: list, path: str, target: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for unit in UNITS:
+    for unit in SWEEP_UNITS:
         for lanes, style in zip(SWEEP_LANES, ("-o", "--s")):
             sel = sorted((r for r in rows if r["unit"] == unit and r["lanes"] == lanes and r.get("status", "ok") == "ok"),
                          key=lambda r: r["bits"])

@@ -20,7 +20,8 @@ Every invalid value raises :class:`SpecError` (a :class:`ValueError`) whose one-
 parameter, the value and what is allowed.
 """
 
-from lnsim.spec.core import DYNAMIC_RANGE, FIELD_NAMES, LANES, MAX_LANES, SPEC_OPTIONS, Spec, eta0_for_range, whole_rungs
+from lnsim.spec.core import (DEPTH, DYNAMIC_RANGE, FIELD_NAMES, LANES, MAX_DEPTH, MAX_LANES, SPEC_OPTIONS, Spec, check_depth,
+                             engine_depth, eta0_for_range, whole_rungs)
 from lnsim.spec.formats import DEFAULT_ETA0, LN2, MAX_LADDER_DEPTH, RUNG_TOLERANCE, Base, GradFormat, LNSFormat
 from lnsim.spec.madam import DEFAULT_ETA, DEFAULT_STAR_FACTOR, MAX_STEP_RUNGS, ONE_RUNG_BUDGET, MadamConfig
 from lnsim.spec.schema import Option, options_table
@@ -30,6 +31,6 @@ from lnsim.validation import SpecError
 
 __all__ = ["SpecError", "Base", "GradFormat", "LNSFormat", "MadamConfig", "Spec", "Option", "SPEC_OPTIONS", "FIELD_NAMES",
            "BitsPerWeight", "bits_per_weight",
-           "DYNAMIC_RANGE", "LANES", "MAX_LANES", "ONE_RUNG_BUDGET", "MAX_STEP_RUNGS", "MAX_LADDER_DEPTH",
+           "DYNAMIC_RANGE", "LANES", "MAX_LANES", "DEPTH", "MAX_DEPTH", "check_depth", "engine_depth", "ONE_RUNG_BUDGET", "MAX_STEP_RUNGS", "MAX_LADDER_DEPTH",
            "RUNG_TOLERANCE", "LN2", "DEFAULT_ETA0", "DEFAULT_ETA", "DEFAULT_STAR_FACTOR", "whole_rungs",
            "eta0_for_range", "options_table", "spec_warnings", "MIN_DYNAMIC_RANGE", "MIN_LADDER_RUNGS"]

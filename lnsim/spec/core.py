@@ -15,7 +15,8 @@ from lnsim.spec.schema import Option, field_options, options_table
 from lnsim.spec.storage import BitsPerWeight, bits_per_weight
 from lnsim.validation import SpecError, check_choice, check_int, is_real
 
-__all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "whole_rungs", "eta0_for_range", "options_markdown"]
+__all__ = ["Spec", "SPEC_OPTIONS", "FIELD_NAMES", "DYNAMIC_RANGE", "LANES", "MAX_LANES", "DEPTH", "MAX_DEPTH",
+           "check_depth", "engine_depth", "whole_rungs", "eta0_for_range", "options_markdown"]
 
 #: Most lanes (elements per clock) the hardware commands accept.
 MAX_LANES = 64
@@ -30,6 +31,23 @@ DYNAMIC_RANGE = Option(name="dynamic_range", kind=float, range="> 1", metavar="R
                             "finest frac_bits spanning R)")
 LANES = Option(name="lanes", kind=int, default=1, bounds=(1, MAX_LANES),
                help="elements per clock (default {default})")
+#: Most rows of the update engine's memory the hardware commands accept (2**20: beyond every target's block RAM).
+MAX_DEPTH = 2**20
+DEPTH = Option(name="depth", kind=int, bounds=(1, MAX_DEPTH),
+               help="rows of the update engine's memory, {range} (--unit engine only)")
+
+
+def check_depth(depth) -> int:
+    """``depth``, the rows of the update engine's memory, as an int in 1..:data:`MAX_DEPTH`, else a SpecError."""
+    return check_int("depth", depth, *DEPTH.bounds)
+
+
+def engine_depth(engine: bool, depth) -> int | None:
+    """The engine's rows (:func:`check_depth`) when ``engine``, None when not; a SpecError when ``depth`` is
+    missing with the engine or given without it (the hardware commands' ``--unit engine --depth N``)."""
+    if engine != (depth is not None):
+        raise SpecError("depth must be given with --unit engine, and only then")
+    return check_depth(depth) if engine else None
 
 
 @dataclass(frozen=True)
