@@ -3,8 +3,9 @@ AXI4-Stream (docs/rtl.md, "The update engine")."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from lnsim.spec import Spec, check_depth
@@ -34,8 +35,13 @@ class UpdateEngine(wiring.Component):
 
     Read-after-write rule: a step's first input beat is not accepted until the previous step's last result
     has been written back (``s_axis_tready`` is low in between), so every read sees the previous step's
-    word whatever the length, latency and back-pressure. Back-pressure on ``m_axis`` stalls the decoder,
-    the unit and hence ``s_axis``.
+    word whatever the length, latency and back-pressure.
+
+    Flow control by credits: the unit and the decoder (with its product registers) never stall; the weights
+    wait in a FIFO of ``latency + decoder latency + 4`` entries for ``m_axis``, and ``s_axis_tready`` is low
+    while that many accepted beats have not left on ``m_axis``. So back-pressure on ``m_axis`` stops
+    ``s_axis`` once the FIFO's room is used, and no combinational path runs from ``m_axis_tready`` to the
+    pipelines or the memory (Fmax).
 
     Parameters
     ----------
@@ -140,19 +146,30 @@ class UpdateEngine(wiring.Component):
         # No `> depth` that cannot be true: the Verilog lints clean.
         too_long = (self.length > depth) if depth < 2**abits - 1 else 0
         length = Mux(~self.length.any() | too_long, depth, self.length)
+        len_one = (self.length == 1) if depth > 1 else Const(1)  # length means 1
         # The step's last address and scalars, and whether it has one address, registered at its first beat
         # (so that no later cycle computes them from the ports).
         last_addr, single = Signal(abits), Signal()
         step_eta, step_bc = Signal(w.log_eta), Signal(w.log_bc)
-        accept = issuing & primed & self.s_axis_tvalid & unit.i.ready
+        # Flow control by credits: the unit and the decoder never stall; their results wait in a FIFO of
+        # `room` entries before m_axis, and a beat is accepted only while fewer than `room` accepted beats have
+        # not left on m_axis, so the FIFO never overflows. No ready path runs from m_axis back through the
+        # pipelines to the memory's address.
+        room = unit.latency + dec.latency + 4
+        m.submodules.out_fifo = fifo = SyncFIFOBuffered(width=lanes * 16 + 1, depth=room)
+        owed = Signal(range(room + 1))  # beats accepted and not yet sent on m_axis
+        ready = issuing & primed & (owed < room) & unit.i.ready
+        accept = ready & self.s_axis_tvalid
+        sent = fifo.r_rdy & self.m_axis_tready
+        m.d.sync += owed.eq(owed + accept - sent)
         m.d.comb += [
-            self.s_axis_tready.eq(issuing & primed & unit.i.ready),
-            unit.i.valid.eq(issuing & primed & self.s_axis_tvalid),
+            self.s_axis_tready.eq(ready),
+            unit.i.valid.eq(issuing & primed & (owed < room) & self.s_axis_tvalid),
             unit.log_eta.eq(Mux(at_start, self.log_eta, step_eta)),
             unit.log_bc.eq(Mux(at_start, self.log_bc, step_bc)),
         ]
         with m.If(accept & at_start):
-            m.d.sync += [last_addr.eq(length - 1), single.eq(length == 1), step_eta.eq(self.log_eta),
+            m.d.sync += [last_addr.eq(length - 1), single.eq(len_one), step_eta.eq(self.log_eta),
                          step_bc.eq(self.log_bc)]
         # Read one cycle ahead: the port is given the address of the next cycle's beat, so its word is ready
         # when the beat arrives. The word read is the one before this cycle's write, hence not primed after a
@@ -160,10 +177,13 @@ class UpdateEngine(wiring.Component):
         # first (every other write-back is of an address the step has issued already, or comes before the next
         # step's reads). While the engine waits for a step's first beat and none is offered, the port reads
         # rd_addr for the host instead.
+        # After a step's first beat the port reads address 1 whatever the length, so that its address does not
+        # wait for `length`; after a one-address step it is then not primed (and re-reads address 0).
         next_addr = Signal(abits)
         host = at_start & ~self.s_axis_tvalid
+        wraps = rd_addr == last_addr
         with m.If(accept):
-            with m.If(Mux(at_start, length == 1, rd_addr == last_addr)):
+            with m.If(Mux(at_start, len_one, wraps)):
                 m.d.comb += next_addr.eq(0)
                 m.d.sync += [issuing.eq(0), first.eq(1)]
             with m.Else():
@@ -171,10 +191,12 @@ class UpdateEngine(wiring.Component):
                 m.d.sync += first.eq(0)
         with m.Else():
             m.d.comb += next_addr.eq(rd_addr)
-        done = unit.o.valid & dec.i.ready
+        read_next = Mux(accept, Mux(~at_start & wraps, 0, rd_addr + 1), rd_addr)
+        done = unit.o.valid
         last = wr_addr == last_addr
-        m.d.comb += rd.addr.eq(Mux(host, self.rd_addr, next_addr))
-        m.d.sync += [rd_addr.eq(next_addr), primed.eq(~host & ~(done & last & single))]
+        m.d.comb += rd.addr.eq(Mux(host, self.rd_addr, read_next))
+        m.d.sync += [rd_addr.eq(next_addr),
+                     primed.eq(~host & ~(done & last & single) & ~(accept & at_start & len_one))]
         words = self.row(rd.data)
         for j in range(lanes):
             x = unit.i.payload[j]
@@ -190,24 +212,24 @@ class UpdateEngine(wiring.Component):
         # Write-back and decode as the unit's results leave it.
         new = self.row(wr.data)
         m.d.comb += [wr.addr.eq(wr_addr), wr.en.eq(done),
-                     unit.o.ready.eq(dec.i.ready), dec.i.valid.eq(unit.o.valid),
+                     unit.o.ready.eq(1), dec.i.valid.eq(unit.o.valid), dec.o.ready.eq(1),
                      dec.sigma_es.eq(self.sigma_es), dec.sigma_mus.eq(self.sigma_mus)]
         for j in range(lanes):
             y, sw = unit.o.payload[j], signs[-1][j]
             m.d.comb += [new[j].sw.eq(sw), new[j].k.eq(y.k), new[j].st.eq(y.st),
-                         dec.i.payload[j].sw.eq(sw), dec.i.payload[j].k.eq(y.k),
-                         self.m_axis_tdata[j * 16:(j + 1) * 16].eq(dec.o.payload[j].bits)]
+                         dec.i.payload[j].sw.eq(sw), dec.i.payload[j].k.eq(y.k)]
         with m.If(done):
             with m.If(last):
                 m.d.sync += [wr_addr.eq(0), issuing.eq(1)]
             with m.Else():
                 m.d.sync += wr_addr.eq(wr_addr + 1)
 
-        # tlast follows the decoder's pipeline, which advances exactly when it is ready.
+        # tlast follows the decoder's pipeline, which advances every cycle; the weights and tlast wait in the
+        # FIFO for m_axis.
         tlast = [Signal(name=f"tlast_s{n}") for n in range(1, dec.latency + 1)]
-        with m.If(dec.i.ready):
-            m.d.sync += tlast[0].eq(last)
-            m.d.sync += [tlast[n].eq(tlast[n - 1]) for n in range(1, dec.latency)]
-        m.d.comb += [self.m_axis_tvalid.eq(dec.o.valid), dec.o.ready.eq(self.m_axis_tready),
-                     self.m_axis_tlast.eq(tlast[-1]), self.rd_data.eq(rd.data)]
+        m.d.sync += [tlast[0].eq(last), *(tlast[n].eq(tlast[n - 1]) for n in range(1, dec.latency))]
+        bits = Cat(*(dec.o.payload[j].bits for j in range(lanes)), tlast[-1])
+        m.d.comb += [fifo.w_data.eq(bits), fifo.w_en.eq(dec.o.valid), fifo.r_en.eq(self.m_axis_tready),
+                     self.m_axis_tvalid.eq(fifo.r_rdy), self.m_axis_tdata.eq(fifo.r_data[:lanes * 16]),
+                     self.m_axis_tlast.eq(fifo.r_data[-1]), self.rd_data.eq(rd.data)]
         return m

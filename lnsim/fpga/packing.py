@@ -7,10 +7,22 @@ __all__ = ["pack_mult_output_registers", "PLAIN_FF"]
 
 #: The parameters of a plain ECP5 flip-flop (``TRELLIS_FF``): clock enable, no set or reset (``LSR`` tied 0).
 PLAIN_FF = {"CEMUX": "CE", "CLKMUX": "CLK", "GSR": "DISABLED", "LSRMUX": "LSR", "REGSET": "RESET"}
+#: A plain flip-flop without a clock enable (always loaded) has ``CEMUX`` "1" (Yosys writes it "1 ").
+_ALWAYS = {**PLAIN_FF, "CEMUX": "1"}
+
+
+def _params(cell: dict) -> dict:
+    return {k: str(v).strip() for k, v in cell["parameters"].items()}
 
 
 def _plain_ff(cell: dict) -> bool:
-    return cell["type"] == "TRELLIS_FF" and cell["parameters"] == PLAIN_FF and cell["connections"]["LSR"] == ["0"]
+    return (cell["type"] == "TRELLIS_FF" and _params(cell) in (PLAIN_FF, _ALWAYS)
+            and cell["connections"]["LSR"] == ["0"])
+
+
+def _enable(cell: dict):
+    """A plain flip-flop's clock enable: its ``CE`` net, or the constant "1" when it has none."""
+    return "1" if _params(cell)["CEMUX"] == "1" else cell["connections"]["CE"][0]
 
 
 def pack_mult_output_registers(netlist: dict, module: str) -> dict:
@@ -21,8 +33,8 @@ def pack_mult_output_registers(netlist: dict, module: str) -> dict:
     multiplier's delay and the routing to and from it fall in one cycle. A combinational multiplier of
     ``module`` that is a pipeline part of its own is packed: every operand bit is a constant or a
     flip-flop's output, every product bit that is read at all is read by exactly one flip-flop's data input,
-    and those flip-flops are plain (no set or reset, see :data:`PLAIN_FF`) and share one clock and one clock
-    enable. The product bits then drive the flip-flops' outputs, the flip-flops go, and the multiplier's
+    and those flip-flops are plain (no set or reset, see :data:`PLAIN_FF`; with a clock enable or always
+    loaded) and share one clock and one clock enable. The product bits then drive the flip-flops' outputs, the flip-flops go, and the multiplier's
     output register (``REG_OUTPUT_CLK``) takes that clock (``CLK0``) and enable (``CE0``), reset tied off:
     the same circuit, one register moved into the DSP block, as vendor synthesis does it. Other multipliers
     are left as they are (a multiplier fed by logic or by the module's ports has that path before it; its
@@ -61,7 +73,7 @@ def pack_mult_output_registers(netlist: dict, module: str) -> dict:
             if not ok:
                 break
             regs[pin] = read[0][0]
-        controls = {(cells[ff]["connections"]["CLK"][0], cells[ff]["connections"]["CE"][0]) for ff in regs.values()}
+        controls = {(cells[ff]["connections"]["CLK"][0], _enable(cells[ff])) for ff in regs.values()}
         if not ok or len(controls) != 1:
             continue
         (clk, ce), = controls
