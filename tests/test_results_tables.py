@@ -33,6 +33,7 @@ EXPECTED = {
     "python benchmarks/fidelity_table.py": {"README.md", "docs/datapath.md"},
     "python benchmarks/synth_table.py": {"README.md", "docs/hardware.md"},
     "python benchmarks/families_table.py": {"docs/hardware.md"},
+    "python benchmarks/system_table.py": {"docs/hardware.md"},
     "python benchmarks/explore_table.py grid": {"docs/explore.md"},
     "python benchmarks/explore_table.py range60": {"docs/explore.md"},
 }
@@ -136,6 +137,14 @@ def test_synth_tables_are_the_committed_sweep_csv(tmp_path):
     produced = regenerate("python benchmarks/synth_table.py", tmp_path,
                           extra=["--csv", str(ROOT / "docs/img/synth-sweep.csv")], timeout=120)
     assert_reproduced("python benchmarks/synth_table.py", produced)
+
+
+def test_system_tables_are_the_committed_engine_csv(tmp_path):
+    """The update engine's system numbers are rendered from docs/img/engine-synth.csv and lnsim.fpga.capacity
+    (the runs themselves are `python benchmarks/system_table.py --run`, about 15 minutes)."""
+    produced = regenerate("python benchmarks/system_table.py", tmp_path,
+                          extra=["--csv", str(ROOT / "docs/img/engine-synth.csv")], timeout=120)
+    assert_reproduced("python benchmarks/system_table.py", produced)
 
 
 # -- slow: rerun the measurements ---------------------------------------------------------------------------------

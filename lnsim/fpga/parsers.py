@@ -60,9 +60,9 @@ def parse_utilisation(log: str) -> dict:
     return {name: [int(used), int(avail)] for name, used, avail in _UTIL.findall(block)}
 
 
-#: BEL types nextpnr counts with no sites on the device (``used/0``) that are not resources: helper cells of
-#: Gowin's and GateMate's block RAMs, which it places without a site of their own.
-PSEUDO_BELS = ("DUMMY_CELL", "CPE_DUMMY")
+#: BEL types nextpnr counts with no sites on the device (``used/0``) that are not resources of their own: Gowin's
+#: and GateMate's helper cells (of block RAMs, adders, multipliers, muxes), placed in other BELs' sites.
+PSEUDO_BELS = ("DUMMY_CELL", "CPE_DUMMY", "CPE_ADDF", "CPE_ADDF2", "CPE_BRIDGE", "CPE_MULT", "CPE_MX4")
 
 
 def overfull(utilisation: dict) -> dict:

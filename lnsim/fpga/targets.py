@@ -101,9 +101,9 @@ TARGETS = {
         name="gatemate-a1", synth="synth_gatemate -luttree -nomx8 -noiopad",
         nextpnr="yowasp-nextpnr-himbaechel-gatemate", device=("--device", "CCGM1A1", "--vopt", "allow-unconstrained"),
         bitstream=(), default_freq_mhz=100.0,
-        # A 40-kbit block (CC_BRAM_40K; two CC_BRAM_20K) in simple dual-port mode reaches 80 bits.
-        bram=BlockRam("CC_BRAM_40K", 32, ((32768, 1), (16384, 2), (8192, 5), (4096, 10), (2048, 20), (1024, 40),
-                                          (512, 80))),
+        # Each of the 32 40-kbit blocks splits into two 20-kbit halves (CC_BRAM_20K, nextpnr's RAM_HALF), the unit
+        # Yosys maps to; a half in simple dual-port mode reaches 40 bits.
+        bram=BlockRam("CC_BRAM_20K", 64, ((16384, 1), (8192, 2), (4096, 5), (2048, 10), (1024, 20), (512, 40))),
         # A CPE holds one LUT tree (CC_L2T4 or CC_L2T5, or a single LUT); adders (CC_ADDF) and muxes (CC_MX*) use
         # CPEs too and are in "cells". GateMate has no hard multipliers: nextpnr builds each CC_MULT from CPEs.
         lut_cells={"CC_LUT1": 1, "CC_LUT2": 1, "CC_L2T4": 1, "CC_L2T5": 1}, ff_prefix="CC_DFF",
