@@ -116,14 +116,17 @@ def _writes(part) -> set:
     return {n for n, mem in part.signature.members.items() if mem.flow == wiring.Out}
 
 
-def pipeline(m: Module, stages: list, values: dict, outputs, *, advance=None, prefix: str = "") -> dict:
+def pipeline(m: Module, stages: list, values: dict, outputs, *, advance=None, prefix: str = "",
+             taps: list | None = None) -> dict:
     """Chain ``stages`` (each a dict ``{name: part}`` of components or :class:`Step` run in order) by port name.
 
     Every input port of a part is driven by the latest value of that name: from ``values`` or from an earlier
     part's output port. With ``advance``, a pipeline register (:func:`register`, ``{prefix}s{k}_{name}``,
     ``k`` from 1) follows stage ``k`` for each value a later stage or ``outputs`` reads, so the chain has
     ``len(stages)`` cycles of latency; without, it is combinational (the reference components). Returns the
-    values named in ``outputs``.
+    values named in ``outputs``. With a list ``taps``, appends for each stage ``k`` the values its boundary
+    carries (``{name: value}``: the registers with ``advance``, the combinational values without), so a formal
+    check can compare a pipeline's registers with a combinational chain's values stage by stage.
     """
     # Which names each stage boundary must carry: read later, or an output.
     live = [set(outputs)]
@@ -143,6 +146,8 @@ def pipeline(m: Module, stages: list, values: dict, outputs, *, advance=None, pr
             values.update({n: getattr(part, n) for n in _writes(part)})
         if advance is not None:
             values = register(m, advance, f"{prefix}s{k}", **{n: values[n] for n in sorted(live[k - 1])})
+        if taps is not None:
+            taps.append({n: values[n] for n in sorted(live[k - 1])})
     return {n: values[n] for n in outputs}
 
 

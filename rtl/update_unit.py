@@ -69,6 +69,12 @@ class UpdateUnit(LaneStreamComponent):
         ``round(2**F * 2 * log2(eta_rungs))`` of the step; sampled with each accepted input.
     log_bc : In(F + 5)
         ``round(2**F * -log2(1 - beta**t))`` of the step (0 without bias correction); sampled likewise.
+
+    Attributes
+    ----------
+    stage_registers : list
+        Set by :meth:`elaborate`: per lane, per stage of :func:`lane_stages`, the pipeline registers after it
+        (``{name: Signal}``), for formal checks of what each stage holds.
     """
 
     def __init__(self, spec: Spec, *, lanes: int = 1, log_table=None, antilog_table=None):
@@ -97,11 +103,13 @@ class UpdateUnit(LaneStreamComponent):
 
         # One chain of stages per lane (the step's scalars go with every lane's elements; Yosys merges the
         # lanes' identical copies of them).
+        self.stage_registers = [[] for _ in range(self._lanes)]
         for j in range(self._lanes):
             x, y = self.i.payload[j], self.o.payload[j]
             ins = {"sw": x.sw, "k": x.k, "gbits": x.g, "st": x.st, "log_eta": self.log_eta, "log_bc": self.log_bc}
             stages = lane_stages(self.spec, log_table=self._log_table, antilog_table=self._antilog_table)
-            out = pipeline(m, stages, ins, ("k", "st", "nan", "inf"), advance=advance, prefix=f"lane{j}_")
+            out = pipeline(m, stages, ins, ("k", "st", "nan", "inf"), advance=advance, prefix=f"lane{j}_",
+                           taps=self.stage_registers[j])
             m.d.comb += [y.k.eq(out["k"]), y.st.eq(out["st"]), y.nan.eq(out["nan"]), y.inf.eq(out["inf"])]
         return m
 

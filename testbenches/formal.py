@@ -1,32 +1,54 @@
 """Formal proofs of the update unit: an Amaranth wrapper with a stream scoreboard, proved with SymbiYosys.
 
 The wrapper (:class:`FormalUpdateUnit`) drives the unit's input stream, ``o.ready``, the step's scalars,
-the reset and a ``pick`` flag from free top-level inputs, so the solver chooses every environment behaviour.
-Beside it sits a combinational copy of the same stages (:func:`lnsim_rtl.update_unit.lane_stages` chained
-without registers). On the first accepted beat with ``pick`` high the wrapper saves the beat and the
-combinational copy's answer for it, and the number of elements still in flight ahead of it; it then follows
-that one beat down the pipeline. Because the solver may pick any beat, a property proved of the tracked beat
-holds of every beat. The properties (:data:`PROPERTIES`, each an ``Assert`` named after it):
+the reset and a ``pick`` flag from free top-level inputs, so the solver chooses every environment behaviour
+that the group's job allows. The properties (:data:`PROPERTIES`, each an ``Assert`` named after it) come in
+three groups (:data:`GROUPS`), each its own job with its own environment and proof mode (:data:`MODES`):
 
-``no_phantom``
-    An output is emitted only while some accepted input is in flight (so none after reset), and no more than
-    ``latency`` are in flight.
-``order``
-    The tracked beat leaves after exactly the beats accepted before it, once, and after exactly ``latency``
-    cycles in which the unit advanced (``i.ready`` high), counting the cycle it was accepted in.
-``equivalence``
-    Its output payload equals the combinational composition of the stages applied to its input and the
-    scalars sampled with it (every lane).
-``nan_keeps``
-    A NaN gradient leaves ``k`` and ``st`` as they came in, and ``nan`` and ``inf`` are never both set.
+``stream`` (bounded model checking from reset, any valid/ready behaviour and any reset)
+    On the first accepted beat with ``pick`` high the wrapper notes the number of elements still in flight
+    ahead of it and follows that one beat down the pipeline. Because the solver may pick any beat, a
+    property proved of the tracked beat holds of every beat.
 
-The two groups of :data:`GROUPS` run as separate jobs. The stream group is quick: no assertion reads the
-datapath, so Yosys removes it. The datapath group keeps the whole datapath in the solver and takes far
-longer (no answer in 10 minutes at B = 4); only bounded model checking is offered for now, because
-k-induction of the stream group needs invariants that tie the counters to the unit's valid bits.
+    ``no_phantom``
+        An output is emitted only while some accepted input is in flight (so none after reset), and no
+        more than ``latency`` are in flight.
+    ``order``
+        The tracked beat leaves after exactly the beats accepted before it, once, and after exactly
+        ``latency`` cycles in which the unit advanced (``i.ready`` high), counting the cycle it was
+        accepted in.
 
-``fault="stall"`` builds the wrapper with the unit's ``o.ready`` tied high while the environment's ready
-stays free (the unit ignores back-pressure): an output not taken is lost, which ``order`` must catch.
+``hold`` (k-induction: from any state, so for every cycle of every run)
+    ``hold``
+        In a cycle in which the unit does not advance (``i.ready`` low) and no reset comes, every pipeline
+        data register keeps its value: a stall is the identity on the data.
+
+``datapath`` (bounded model checking from reset, the environment never stalls: ``i.valid`` and
+``o.ready`` held high, no reset)
+    A delay line of ``latency`` registers beside the unit holds each beat's input and scalars; a
+    combinational copy of the same stages (:func:`lnsim_rtl.update_unit.lane_stages` chained without
+    registers) computes each beat's answer from them.
+
+    ``equivalence``
+        Every output payload equals the combinational composition of the stages applied to the input
+        and scalars accepted ``latency`` cycles before (every lane), for every input the solver picks.
+    ``nan_keeps``
+        A NaN gradient leaves ``k`` and ``st`` as they came in, and ``nan`` and ``inf`` are never both set.
+
+Together they say that the pipelined unit computes what its stages compute for every input under any
+back-pressure: with stalls, a run is the no-stall run with cycles inserted in which nothing is accepted,
+nothing leaves (``order``) and no data register moves (``hold``).
+
+The stream and hold groups keep no datapath logic in the solver that matters: Yosys removes what no
+assertion reads, and a stall selects a register's own value. In the datapath group each beat's output
+and its combinational answer become the same terms once the solver substitutes the registers' values,
+which a no-stall environment makes possible; with stalls in the same job the solver finds no answer in
+10 minutes even at B = 4, so the stall cases are in the other two groups.
+
+Two faults show that the proofs can fail: ``fault="stall"`` ties the unit's ``o.ready`` high while the
+environment's ready stays free (the unit ignores back-pressure), so an output not taken is lost, which
+``order`` catches; ``fault="table"`` flips the bit below the highest set bit of the middle entry of the unit's antilog table
+(the combinational copy keeps the spec's), which ``equivalence`` catches.
 """
 
 from __future__ import annotations
@@ -41,40 +63,68 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Fragment, Module, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 from lnsim_rtl._util import pipeline
 from lnsim_rtl.update_unit import LATENCY, UpdateUnit, lane_stages
 
 from lnsim.spec import Spec
+from lnsim.tables import antilog_table
 from lnsim.validation import check_int
 
 #: The deepest bound ``prove`` accepts (cycles).
 MAX_DEPTH = 1000
 
-__all__ = ["FAULTS", "GROUPS", "PROPERTIES", "FormalUpdateUnit", "ProofResult", "formal_rtlil", "prove", "run_sby"]
+__all__ = ["FAULTS", "GROUPS", "MODES", "PROPERTIES", "FormalUpdateUnit", "ProofResult", "formal_rtlil", "prove",
+           "run_sby"]
 
+#: The properties proved together in one job, by group (module docstring).
+GROUPS = {"stream": ("no_phantom", "order"), "hold": ("hold",), "datapath": ("equivalence", "nan_keeps")}
 #: The properties asserted by :class:`FormalUpdateUnit`, in the order they are reported.
-PROPERTIES = ("no_phantom", "order", "equivalence", "nan_keeps")
-#: The properties proved together in one job: the stream ones need only the valid bits and the counters
-#: (Yosys removes the datapath, which no assertion then reads), the datapath ones the whole unit.
-GROUPS = {"stream": ("no_phantom", "order"), "datapath": ("equivalence", "nan_keeps")}
-#: Fault injections of :class:`FormalUpdateUnit` (each must make a proof fail).
-FAULTS = ("stall",)
+PROPERTIES = tuple(p for group in GROUPS.values() for p in group)
+#: Each group's proof mode (SymbiYosys ``bmc`` or ``prove``), default depth and least depth, in cycles.
+#: The stream group needs ``latency + 2`` to follow a beat out (below it ``order`` passes vacuously), the
+#: datapath group ``latency + 1`` for one beat to leave; k-induction of ``hold`` needs one step.
+MODES = {"stream": ("bmc", LATENCY + 4, LATENCY + 2), "hold": ("prove", 1, 1),
+         "datapath": ("bmc", LATENCY + 3, LATENCY + 1)}
+#: Fault injections of :class:`FormalUpdateUnit`, each caught by a proof (module docstring).
+FAULTS = ("stall", "table")
+
+
+def group_of(properties) -> str:
+    """The one group of :data:`GROUPS` that holds every property of ``properties``.
+
+    Raises
+    ------
+    ValueError
+        If a property is unknown or the properties span groups (each group has its own environment).
+    """
+    props = tuple(properties)
+    bad = sorted(set(props) - set(PROPERTIES))
+    if bad or not props:
+        raise ValueError(f"properties must be among {', '.join(PROPERTIES)}, not {bad[0] if bad else 'none'!r}")
+    groups = {g for g, members in GROUPS.items() for p in props if p in members}
+    if len(groups) != 1:
+        raise ValueError(f"properties must be of one group ({', '.join(GROUPS)}), not {', '.join(props)}")
+    return groups.pop()
 
 
 class FormalUpdateUnit(wiring.Component):
-    """The update unit with the scoreboard of the module docstring; every port is a free input."""
+    """The update unit with the checks of the module docstring for ``properties`` (of one group); every
+    port is a free input."""
 
-    def __init__(self, spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=PROPERTIES):
+    def __init__(self, spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"]):
         if fault not in (None, *FAULTS):
             raise ValueError(f"fault must be one of {', '.join(FAULTS)} or None, not {fault!r}")
-        bad = set(properties) - set(PROPERTIES)
-        if bad:
-            raise ValueError(f"properties must be among {', '.join(PROPERTIES)}, not {min(bad)!r}")
+        self.group = group_of(properties)
         self.properties = tuple(properties)
-        self.unit = UpdateUnit(spec, lanes=lanes)
+        antilog = None
+        if fault == "table":
+            antilog = [int(v) for v in antilog_table(spec)]
+            middle = antilog[len(antilog) // 2]
+            antilog[len(antilog) // 2] = middle ^ (1 << (middle.bit_length() - 2))
+        self.unit = UpdateUnit(spec, lanes=lanes, antilog_table=antilog)
         self.fault = fault
         w = self.unit.widths
         super().__init__({
@@ -82,63 +132,85 @@ class FormalUpdateUnit(wiring.Component):
             "out_ready": In(1), "log_eta": In(w.log_eta), "log_bc": In(w.log_bc), "pick": In(1),
         })
 
+    def _check(self, m, name, test):
+        if name in self.properties:
+            m.d.comb += Assert(test, name)
+
     def elaborate(self, platform):
         m = Module()
-
-        def check(name, test):
-            if name in self.properties:
-                m.d.comb += Assert(test, name)
-        m.submodules.unit = unit = self.unit
-        lat, lanes, spec = unit.latency, unit.lanes, unit.spec
+        unit = self.unit
+        # Elaborated here, not by the toolchain, so its pipeline registers (``stage_registers``) exist.
+        m.submodules.unit = Fragment.get(unit, platform)
         m.d.comb += [unit.i.valid.eq(self.in_valid), unit.i.payload.eq(self.in_payload),
                      unit.log_eta.eq(self.log_eta), unit.log_bc.eq(self.log_bc),
                      unit.o.ready.eq(1 if self.fault == "stall" else self.out_ready)]
+        {"stream": self._stream, "hold": self._hold, "datapath": self._datapath}[self.group](m)
+        return m
+
+    def _stream(self, m):
+        unit, lat = self.unit, self.unit.latency
         accept = unit.i.valid & unit.i.ready
         emit = unit.o.valid & self.out_ready
-
-        # The combinational copy of the stages, per lane.
-        ref = Signal(data.ArrayLayout(unit.lane_out, lanes))
-        for j in range(lanes):
-            x = self.in_payload[j]
-            ins = {"sw": x.sw, "k": x.k, "gbits": x.g, "st": x.st, "log_eta": self.log_eta, "log_bc": self.log_bc}
-            got = pipeline(m, lane_stages(spec), ins, ("k", "st", "nan", "inf"), prefix=f"ref_lane{j}_")
-            m.d.comb += [ref[j].k.eq(got["k"]), ref[j].st.eq(got["st"]), ref[j].nan.eq(got["nan"]),
-                         ref[j].inf.eq(got["inf"])]
 
         span = range(lat + 2)
         inflight = Signal(span)
         m.d.sync += inflight.eq(inflight + accept - emit)
-        check("no_phantom", ~emit | (inflight > 0))
-        check("no_phantom", inflight <= lat)
+        self._check(m, "no_phantom", ~emit | (inflight > 0))
+        self._check(m, "no_phantom", inflight <= lat)
 
         tracking, done = Signal(), Signal()
         ahead, moves = Signal(span), Signal(span)
-        saved_in = Signal.like(self.in_payload, reset_less=True)
-        saved_ref = Signal.like(ref, reset_less=True)
         with m.If(~tracking & ~done & accept & self.pick):
-            m.d.sync += [tracking.eq(1), ahead.eq(inflight - emit), moves.eq(1),
-                         saved_in.eq(self.in_payload), saved_ref.eq(ref)]
+            m.d.sync += [tracking.eq(1), ahead.eq(inflight - emit), moves.eq(1)]
         with m.If(tracking):
             out = emit & (ahead == 0)
-            check("order", moves <= lat)
-            check("order", (moves < lat) | (unit.o.valid & (ahead == 0)))
-            check("order", ~out | (moves == lat))
-            check("equivalence", ~out | (unit.o.payload.as_value() == saved_ref.as_value()))
-            for j in range(lanes):
-                y, x = unit.o.payload[j], saved_in[j]
-                check("nan_keeps", ~out | ~y.nan | ((y.k == x.k) & (y.st == x.st)))
-                check("nan_keeps", ~out | ~(y.nan & y.inf))
+            self._check(m, "order", moves <= lat)
+            self._check(m, "order", (moves < lat) | (unit.o.valid & (ahead == 0)))
+            self._check(m, "order", ~out | (moves == lat))
             with m.If(out):
                 m.d.sync += [tracking.eq(0), done.eq(1)]
             with m.Else():
                 with m.If(emit):
                     m.d.sync += ahead.eq(ahead - 1)
-                with m.If(unit.i.ready):
+                with m.If(unit.i.ready & (moves <= lat)):  # saturates at lat + 1 (``order`` fails there)
                     m.d.sync += moves.eq(moves + 1)
-        return m
+
+    def _hold(self, m):
+        unit = self.unit
+        regs = [reg for lane in unit.stage_registers for stage in lane for reg in stage.values()]
+        now = Cat(*regs)
+        before = Signal(len(now), reset_less=True)
+        stalled = Signal()  # the last cycle neither advanced nor reset
+        m.d.sync += [before.eq(now), stalled.eq(~unit.i.ready & ~ResetSignal())]
+        self._check(m, "hold", ~stalled | (now == before))
+
+    def _datapath(self, m):
+        unit, lat, spec = self.unit, self.unit.latency, self.unit.spec
+        m.d.comb += Assume(self.in_valid & self.out_ready & ~ResetSignal())
+        # Each beat's input and scalars, ``lat`` cycles late (every beat is accepted: no stalls).
+        line = [(self.in_payload, self.log_eta, self.log_bc)]
+        for n in range(lat):
+            regs = tuple(Signal.like(v, name=f"line{n + 1}_{tag}", reset_less=True)
+                         for v, tag in zip(line[-1], ("in", "eta", "bc")))
+            m.d.sync += [r.eq(v) for r, v in zip(regs, line[-1])]
+            line.append(regs)
+        saved_in, saved_eta, saved_bc = line[-1]
+        ref = Signal(data.ArrayLayout(unit.lane_out, unit.lanes))
+        for j in range(unit.lanes):
+            x = saved_in[j]
+            ins = {"sw": x.sw, "k": x.k, "gbits": x.g, "st": x.st, "log_eta": saved_eta, "log_bc": saved_bc}
+            got = pipeline(m, lane_stages(spec), ins, ("k", "st", "nan", "inf"), prefix=f"ref_lane{j}_")
+            m.d.comb += [ref[j].k.eq(got["k"]), ref[j].st.eq(got["st"]), ref[j].nan.eq(got["nan"]),
+                         ref[j].inf.eq(got["inf"])]
+        out = unit.o.valid
+        self._check(m, "equivalence", ~out | (unit.o.payload.as_value() == ref.as_value()))
+        for j in range(unit.lanes):
+            y, x = unit.o.payload[j], saved_in[j]
+            self._check(m, "nan_keeps", ~out | ~y.nan | ((y.k == x.k) & (y.st == x.st)))
+            self._check(m, "nan_keeps", ~out | ~(y.nan & y.inf))
 
 
-def formal_rtlil(spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=PROPERTIES) -> str:
+def formal_rtlil(spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"]) -> str:
     """RTLIL of :class:`FormalUpdateUnit` (asserting ``properties``) as module ``top``."""
     unit = FormalUpdateUnit(spec, lanes=lanes, fault=fault, properties=properties)
     return rtlil.convert(unit, name="top", emit_src=False)
@@ -147,8 +219,8 @@ def formal_rtlil(spec: Spec, *, lanes: int = 1, fault: str | None = None, proper
 @dataclass
 class ProofResult:
     """One SymbiYosys run: ``status`` (``PASS``, ``FAIL``, ``ERROR``), the properties that failed, the
-    counterexample trace (a VCD, on failure), the log, the wall time in seconds, the work directory and the
-    depth checked."""
+    counterexample trace (a VCD, on failure), the log, the wall time in seconds, the work directory, the
+    depth checked and the mode (``bmc`` or ``prove``)."""
 
     status: str
     failed: tuple
@@ -157,13 +229,16 @@ class ProofResult:
     seconds: float
     workdir: Path
     depth: int
+    mode: str
 
 
 def _sby_text(mode: str, depth: int, skip: int) -> str:
     return "\n".join([
         "[options]", f"mode {mode}", f"depth {depth}", *([f"skip {skip}"] if skip else []), "multiclock off", "",
         "[engines]", "smtbmc boolector", "",
-        "[script]", "read_rtlil top.il", "prep -top top", "",
+        "[script]", "read_rtlil top.il", "prep -flatten -top top",
+        # Tables become logic: a memory is state, which k-induction would start from arbitrary contents.
+        "memory_map -rom-only", "",
         "[files]", "top.il", "",
     ])
 
@@ -221,28 +296,25 @@ def run_sby(rtlil_text: str, *, mode: str, depth: int, skip: int = 0, workdir: s
     status = "PASS" if proc.returncode == 0 and "DONE (PASS" in log else "FAIL" if "DONE (FAIL" in log else "ERROR"
     failed = _failed_properties(log, rtlil_text)
     traces = sorted((root / "unit").glob("engine_*/trace*.vcd"))
-    result = ProofResult(status, failed, traces[0] if traces and status == "FAIL" else None, log, seconds, root, depth)
+    result = ProofResult(status, failed, traces[0] if traces and status == "FAIL" else None, log, seconds, root, depth,
+                         mode)
     if temporary and status == "PASS":
         shutil.rmtree(root, ignore_errors=True)
     return result
 
 
-def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str = "bmc", fault: str | None = None,
-          properties=PROPERTIES, workdir: str | Path | None = None) -> ProofResult:
-    """Prove ``properties`` (of :data:`PROPERTIES`) of the unit for ``spec`` with :func:`run_sby`.
+def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, fault: str | None = None,
+          properties=GROUPS["stream"], workdir: str | Path | None = None) -> ProofResult:
+    """Prove ``properties`` (of one group of :data:`GROUPS`) of the unit for ``spec`` with :func:`run_sby`,
+    in the group's mode (:data:`MODES`): ``bmc`` (no counterexample within ``depth`` cycles from reset) or
+    ``prove`` (k-induction of ``depth`` steps: the properties hold in every cycle of every run).
 
-    ``mode`` is ``bmc`` (bounded: no counterexample within ``depth`` cycles, default ``latency + 4``) or
-    ``prove`` (k-induction of that depth). The job runs in ``workdir`` (made if missing; a temporary
-    directory, removed after a pass, if None).
+    ``depth`` defaults to the group's default and must be at least its least depth. The job runs in
+    ``workdir`` (made if missing; a temporary directory, removed after a pass, if None).
     """
-    if mode not in ("bmc", "prove"):
-        raise ValueError(f"mode must be bmc or prove, not {mode!r}")
-    latency = LATENCY
-    # Below latency + 2 no tracked beat can leave within the bound, and ``order`` would pass vacuously.
-    depth = latency + 4 if depth is None else check_int("depth", depth, latency + 2, MAX_DEPTH,
-                                                        note=" (cycles; a beat needs latency + 2 to be followed out)")
-    # The tracked beat leaves no earlier than cycle ``latency`` (``order``), so the datapath properties, which
-    # hold at its output only, need no check before (a bounded check of many fewer steps).
-    skip = min(latency, depth - 1) if mode == "bmc" and not set(properties) & set(GROUPS["stream"]) else 0
+    group = group_of(properties)
+    mode, default, least = MODES[group]
+    note = " (cycles; a beat needs latency + 2 to be followed out)" if group == "stream" else ""
+    depth = default if depth is None else check_int("depth", depth, least, MAX_DEPTH, note=note)
     return run_sby(formal_rtlil(spec, lanes=lanes, fault=fault, properties=properties), mode=mode, depth=depth,
-                   skip=skip, workdir=workdir)
+                   workdir=workdir)

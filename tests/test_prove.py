@@ -14,19 +14,56 @@ pytestmark = pytest.mark.hw
 SMALL = {"bits": 4, "eta0": 0.05, "eta": 0.05, "beta_shift": 1, "grad_format": "float16", "state_bits": 16}
 SMALL_ARGV = ["--bits", "4", "--eta0", "0.05", "--eta", "0.05", "--beta-shift", "1", "--grad-format", "float16",
               "--state-bits", "16"]
+POW2 = dict(SMALL, base="pow2", frac_bits=1, eta0=None, eta=0.34657359)
+
+
+def _spec(options):
+    return Spec.from_options(**{k: v for k, v in options.items() if v is not None})
 
 
 @pytest.mark.parametrize(("options", "lanes"), [
     ({}, 1),  # the default spec
-    (dict(SMALL, base="pow2", frac_bits=1, eta0=None, eta=0.34657359), 1),
+    (POW2, 1),
     (SMALL, 3),
 ], ids=["default", "pow2", "float16-3-lanes"])
 def test_stream_properties_hold(options, lanes, tmp_path):
-    spec = Spec.from_options(**{k: v for k, v in options.items() if v is not None})
-    result = prove(spec, lanes=lanes, properties=GROUPS["stream"], workdir=tmp_path)
+    result = prove(_spec(options), lanes=lanes, properties=GROUPS["stream"], workdir=tmp_path)
     assert result.status == "PASS", result.log[-2000:]
     assert result.failed == () and result.trace is None
     assert result.depth == 25  # latency + 4: a beat accepted in the first cycles is followed to its output
+
+
+def test_datapath_equals_the_stages_chained_combinationally(tmp_path):
+    result = prove(_spec(SMALL), properties=GROUPS["datapath"], workdir=tmp_path)
+    assert result.status == "PASS", result.log[-2000:]
+    assert (result.mode, result.depth, result.failed) == ("bmc", 24, ())  # three beats out, latency 21
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("options", "lanes"), [({}, 1), (POW2, 1), (SMALL, 3)],
+                         ids=["default", "pow2", "float16-3-lanes"])
+def test_datapath_properties_hold_for_unusual_specs(options, lanes, tmp_path):
+    result = prove(_spec(options), lanes=lanes, properties=GROUPS["datapath"], workdir=tmp_path)
+    assert result.status == "PASS", result.log[-2000:]
+
+
+def test_a_wrong_table_entry_fails_equivalence_with_a_trace(tmp_path):
+    result = prove(_spec(SMALL), depth=22, fault="table", properties=GROUPS["datapath"], workdir=tmp_path)
+    assert (result.status, result.failed) == ("FAIL", ("equivalence",)), result.log[-2000:]
+    assert result.trace is not None and "$var" in result.trace.read_text()
+
+
+def test_a_stall_holds_every_data_register_by_induction(tmp_path):
+    result = prove(_spec(SMALL), properties=GROUPS["hold"], workdir=tmp_path)
+    assert result.status == "PASS", result.log[-2000:]
+    assert (result.mode, result.depth) == ("prove", 1)
+
+
+def test_properties_of_two_groups_in_one_job_are_refused():
+    with pytest.raises(ValueError, match="properties must be of one group"):
+        prove(_spec(SMALL), properties=("order", "equivalence"))
+    with pytest.raises(ValueError, match="properties must be among"):
+        prove(_spec(SMALL), properties=("sign_kept",))
 
 
 def test_cli_passes_and_the_ignored_ready_fails_with_a_trace(tmp_path, capsys, monkeypatch):
@@ -37,9 +74,15 @@ def test_cli_passes_and_the_ignored_ready_fails_with_a_trace(tmp_path, capsys, m
     out = capsys.readouterr().out
     assert "no_phantom   PASS" in out and "order        PASS" in out
 
+    assert main(["prove", *SMALL_ARGV, "--group", "hold", "--workdir", str(tmp_path / "hold")]) == 0
+    out = capsys.readouterr().out
+    assert "hold         PASS" in out and "hold: prove depth 1," in out
+
     assert main([*argv, "--fault", "stall", "--workdir", str(tmp_path / "bad")]) == 1
     out = capsys.readouterr().out
-    assert "order        FAIL" in out
+    # The job stops at the first failing assertion: outputs lost (``order``) or piling up beyond the
+    # pipeline's depth (``no_phantom``), whichever the solver reaches first.
+    assert "order        FAIL" in out or "no_phantom   FAIL" in out
     trace = tmp_path / "bad" / "stream" / "unit" / "engine_0" / "trace.vcd"
     assert f"counterexample: {trace}" in out
     assert trace.stat().st_size > 0 and "$var" in trace.read_text()

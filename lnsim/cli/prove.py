@@ -12,14 +12,14 @@ from lnsim.validation import SpecError
 
 __all__ = ["add_parser", "run"]
 
-_DESCRIPTION = ("Prove properties of the update unit's valid/ready handshake with yowasp-sby (smtbmc, boolector), "
-                "bounded to --depth cycles from reset, under any valid/ready behaviour of its environment and any "
-                "reset: no output without an input in flight, and a beat of the solver's choice, accepted in the "
-                "first depth - latency cycles, leaves once, after exactly the beats accepted before it and exactly "
-                "latency advancing cycles (counts and timing: payloads are not compared). --group datapath adds "
-                "that the output equals the stages chained combinationally and that a NaN gradient keeps k and "
-                "state; those are not yet proved (the solver does not finish). Prints PASS/FAIL per property; "
-                "exits 1 on a failure, naming the counterexample trace (VCD).")
+_DESCRIPTION = ("Prove properties of the update unit with yowasp-sby (smtbmc, boolector), in three groups, one job "
+                "each. stream (bounded to --depth cycles from reset, any valid/ready behaviour and any reset): no "
+                "output without an input in flight, and a beat of the solver's choice, accepted in the first depth - "
+                "latency cycles, leaves once, after exactly the beats accepted before it and exactly latency "
+                "advancing cycles. hold (k-induction, every cycle of every run): a stall changes no pipeline data "
+                "register. datapath (bounded, no stalls): every output equals the stages chained combinationally "
+                "applied to its input, for every input, and a NaN gradient keeps k and state. Prints PASS/FAIL per "
+                "property; exits 1 on a failure, naming the counterexample trace (VCD).")
 
 
 def add_parser(sub) -> None:
@@ -27,12 +27,21 @@ def add_parser(sub) -> None:
     p = sub.add_parser("prove", parents=[spec_parent(hardware=True)],
                        help="formal proofs of the update unit (yowasp-sby)", description=_DESCRIPTION)
     p.add_argument("--depth", type=int, default=None,
-                   help="cycles checked, latency + 2 to 1000 (default latency + 4: beats accepted in the first "
-                        "cycles are followed to their output)")
-    p.add_argument("--group", choices=("stream", "datapath", "all"), default="stream",
-                   help="stream (default): no_phantom and order, seconds; datapath: equivalence and nan_keeps, "
-                        "the whole datapath in the solver (did not finish within 10 minutes at --bits 4); all: "
-                        "both, one job each")
+                   help="cycles checked (stream, datapath) or steps of induction (hold), at most 1000; at least "
+                        "latency + 2 for stream (default latency + 4: beats accepted in the first cycles are "
+                        "followed out), latency + 1 for datapath (default latency + 3: three beats), 1 for hold "
+                        "(default 1)")
+    p.add_argument("--group", choices=("stream", "hold", "datapath", "all"), default="stream",
+                   help="stream (default): no_phantom and order; hold: hold; datapath: equivalence and nan_keeps "
+                        "(about 20-35 s each at one lane); all: the three, one job each")
+    p.add_argument("--unit", choices=("update", "engine"), default="update",
+                   help="update (default): the update unit; engine: the update engine's streams "
+                        "(lnsim_testbenches.formal_engine: no_phantom, order, tlast, raw, one job each) on an "
+                        "engine of --addresses rows, --depth cycles from reset (then at least the engine's "
+                        "latency + 2; default: enough that a beat of a second step is followed out)")
+    p.add_argument("--addresses", type=int, default=None,
+                   help="rows of the engine's memory, 1 to 64 (--unit engine only; default 2, which already "
+                        "sees every length: 0, 1, 2 and 3 > 2)")
     p.add_argument("--workdir", metavar="DIR", default="lnsim-prove",
                    help="where the SymbiYosys job and any counterexample go (default ./lnsim-prove)")
     # No choices= here: the faults are lnsim_testbenches.formal.FAULTS, which imports Amaranth, and lnsim's
@@ -46,6 +55,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     """Run the proofs and print one line per property; exit 0 only if every property holds, 1 otherwise."""
     spec, lanes = hardware_spec(args)
+    if args.unit == "engine":
+        return _run_engine(args, spec, lanes)
+    if args.addresses is not None:
+        raise SpecError("addresses is for --unit engine only (the rows of the engine's memory)")
     warn_spec(spec)
     from lnsim_testbenches.formal import GROUPS, prove
 
@@ -57,18 +70,43 @@ def run(args) -> int:
                            workdir=Path(args.workdir) / group)
         except RuntimeError as e:
             raise SpecError(str(e)) from None
-        for prop in GROUPS[group]:
-            if result.status == "PASS":
-                verdict = "PASS"
-            elif prop in result.failed:
-                verdict = "FAIL"
-            else:
-                verdict = "UNKNOWN (the job stopped at the first failure)" if result.failed else result.status
-            print(f"{prop:<12} {verdict}")
-        print(f"  {group}: bmc depth {result.depth}, {result.seconds:.1f} s, job in {result.workdir}")
-        if result.trace is not None:
-            print(f"  counterexample: {result.trace}")
-        if result.status == "ERROR":  # a tool failed: its last words say why
-            print("\n".join(result.log.splitlines()[-15:]), file=sys.stderr)
-        ok = ok and result.status == "PASS"
+        ok = _report(group, GROUPS[group], result) and ok
     return 0 if ok else 1
+
+
+def _run_engine(args, spec, lanes) -> int:
+    """The engine's stream properties, one SymbiYosys job each (together they take longer than apart)."""
+    if args.group != "stream":
+        raise SpecError(f"group must be stream with --unit engine (its proof reads no payload), not {args.group!r}")
+    warn_spec(spec)
+    from lnsim_testbenches.formal_engine import PROPERTIES, prove_engine
+
+    size = {} if args.addresses is None else {"addresses": args.addresses}
+    ok = True
+    for prop in PROPERTIES:
+        try:
+            result = prove_engine(spec, lanes=lanes, depth=args.depth, fault=args.fault, properties=(prop,),
+                                  workdir=Path(args.workdir) / "engine" / prop, **size)
+        except RuntimeError as e:
+            raise SpecError(str(e)) from None
+        ok = _report(prop, (prop,), result) and ok
+    return 0 if ok else 1
+
+
+def _report(job: str, properties, result) -> bool:
+    """Print the verdict of each of ``properties``, proved together in ``result``, and the job's bound, time,
+    work directory and counterexample; True if the job passed."""
+    for prop in properties:
+        if result.status == "PASS":
+            verdict = "PASS"
+        elif prop in result.failed:
+            verdict = "FAIL"
+        else:
+            verdict = "UNKNOWN (the job stopped at the first failure)" if result.failed else result.status
+        print(f"{prop:<12} {verdict}")
+    print(f"  {job}: {result.mode} depth {result.depth}, {result.seconds:.1f} s, job in {result.workdir}")
+    if result.trace is not None:
+        print(f"  counterexample: {result.trace}")
+    if result.status == "ERROR":  # a tool failed: its last words say why
+        print("\n".join(result.log.splitlines()[-15:]), file=sys.stderr)
+    return result.status == "PASS"
