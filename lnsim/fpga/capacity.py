@@ -37,12 +37,12 @@ def max_rows(bram: BlockRam, bits: int) -> int:
 
 
 def step_cycles(rows: int) -> int:
-    """Clock cycles of one optimiser step over ``rows`` addresses with both streams never pausing: one beat a
-    cycle, then the unit's latency until the last write-back, then the cycle in which the next step's first
-    beat is accepted (docs/rtl.md, "The update engine")."""
+    """Clock cycles of one optimiser step over ``rows >= 2`` addresses with both streams never pausing: one beat
+    a cycle, then the unit's latency until the cycle after the last write-back, in which the next step's first
+    beat is accepted (docs/rtl.md, "The update engine"; a one-address step takes one cycle more)."""
     from lnsim_rtl.update_unit import LATENCY
 
-    return rows + LATENCY + 1
+    return rows + LATENCY
 
 
 def system_numbers(spec, target: str, *, lanes: int = 1, fmax_mhz: float) -> dict:
