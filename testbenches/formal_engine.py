@@ -67,7 +67,8 @@ from lnsim.validation import check_int
 
 from .formal import MAX_DEPTH, ProofResult, run_sby
 
-__all__ = ["FAULTS", "MAX_ADDRESSES", "PROPERTIES", "WITNESSES", "FormalUpdateEngine", "flat_rtlil", "prove_engine"]
+__all__ = ["FAULTS", "MAX_ADDRESSES", "PROPERTIES", "WITNESSES", "EngineTiming", "FormalUpdateEngine", "engine_timing",
+           "flat_rtlil", "prove_engine"]
 
 #: The properties asserted by :class:`FormalUpdateEngine`, in the order they are reported.
 PROPERTIES = ("no_phantom", "order", "tlast", "raw")

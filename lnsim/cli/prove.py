@@ -47,8 +47,8 @@ def add_parser(sub) -> None:
     # No choices= here: the faults are lnsim_testbenches.formal.FAULTS, which imports Amaranth, and lnsim's
     # parser is built without it; the wrapper refuses another name in one line.
     p.add_argument("--fault", metavar="FAULT", default=None,
-                   help="fault injection: stall ties the unit's o.ready high (it ignores back-pressure), "
-                        "which the proof must catch")
+                   help="fault injection: stall ties the unit's o.ready (--unit engine: the engine's "
+                        "m_axis_tready) high, so it ignores back-pressure, which the proof must catch")
     p.set_defaults(func=run)
 
 
