@@ -79,16 +79,19 @@ def register(m: Module, enable, prefix: str, **values) -> dict:
     return regs
 
 
-def stream_pipeline(m: Module, i, o, latency: int):
+def stream_pipeline(m: Module, i, o, latency: int, *, valid_bits: list | None = None):
     """The handshake of a fixed-latency pipeline between streams ``i`` and ``o``; returns ``advance``.
 
     Every pipeline register loads only when ``advance = ~o.valid | o.ready`` (also ``i.ready``), so a held
     output freezes the whole pipeline and no element is lost or duplicated. The valid bits ``s1_valid`` ..
-    ``s{latency}_valid`` (the only registers with a reset) follow the data down to ``o.valid``.
+    ``s{latency}_valid`` (the only registers with a reset) follow the data down to ``o.valid``; with a list
+    ``valid_bits`` they are appended to it, in that order (for formal checks).
     """
     advance = Signal()
     m.d.comb += [advance.eq(~o.valid | o.ready), i.ready.eq(advance)]
     valid = [Signal(name=f"s{n}_valid") for n in range(1, latency + 1)]
+    if valid_bits is not None:
+        valid_bits.extend(valid)
     with m.If(advance):
         m.d.sync += valid[0].eq(i.valid)
         m.d.sync += [valid[n].eq(valid[n - 1]) for n in range(1, latency)]

@@ -75,6 +75,8 @@ class UpdateUnit(LaneStreamComponent):
     stage_registers : list
         Set by :meth:`elaborate`: per lane, per stage of :func:`lane_stages`, the pipeline registers after it
         (``{name: Signal}``), for formal checks of what each stage holds.
+    valid_bits : list
+        Set by :meth:`elaborate`: the valid bit after each stage, ``o.valid`` last.
     """
 
     def __init__(self, spec: Spec, *, lanes: int = 1, log_table=None, antilog_table=None):
@@ -99,7 +101,8 @@ class UpdateUnit(LaneStreamComponent):
         m = Module()
 
         # Advance the whole pipeline unless a valid output is held back.
-        advance = stream_pipeline(m, self.i, self.o, LATENCY)
+        self.valid_bits = []
+        advance = stream_pipeline(m, self.i, self.o, LATENCY, valid_bits=self.valid_bits)
 
         # One chain of stages per lane (the step's scalars go with every lane's elements; Yosys merges the
         # lanes' identical copies of them).

@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume, Cat, Fragment, Module, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cat, Fragment, Module, Mux, ResetSignal, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 from lnsim_rtl._util import pipeline
@@ -83,11 +83,12 @@ __all__ = ["FAULTS", "GROUPS", "MODES", "PROPERTIES", "FormalUpdateUnit", "Proof
 GROUPS = {"stream": ("no_phantom", "order"), "hold": ("hold",), "datapath": ("equivalence", "nan_keeps")}
 #: The properties asserted by :class:`FormalUpdateUnit`, in the order they are reported.
 PROPERTIES = tuple(p for group in GROUPS.values() for p in group)
-#: Each group's proof mode (SymbiYosys ``bmc`` or ``prove``), default depth and least depth, in cycles.
-#: The stream group needs ``latency + 2`` to follow a beat out (below it ``order`` passes vacuously), the
-#: datapath group ``latency + 1`` for one beat to leave; k-induction of ``hold`` needs one step.
-MODES = {"stream": ("bmc", LATENCY + 4, LATENCY + 2), "hold": ("prove", 1, 1),
-         "datapath": ("bmc", LATENCY + 3, LATENCY + 1)}
+#: Each group's proof modes (SymbiYosys ``prove``, k-induction, or ``bmc``), the first its default, each with
+#: its default and least depth in cycles. Bounded, the stream group needs ``latency + 2`` to follow a beat out
+#: (below it ``order`` passes vacuously) and the datapath group ``latency + 1`` for one beat to leave;
+#: k-induction needs one step.
+MODES = {"stream": {"prove": (1, 1), "bmc": (LATENCY + 4, LATENCY + 2)}, "hold": {"prove": (1, 1)},
+         "datapath": {"bmc": (LATENCY + 3, LATENCY + 1)}}
 #: Fault injections of :class:`FormalUpdateUnit`, each caught by a proof (module docstring).
 FAULTS = ("stall", "table")
 
@@ -114,11 +115,13 @@ class FormalUpdateUnit(wiring.Component):
     """The update unit with the checks of the module docstring for ``properties`` (of one group); every
     port is a free input."""
 
-    def __init__(self, spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"]):
+    def __init__(self, spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"],
+                 induction: bool = False):
         if fault not in (None, *FAULTS):
             raise ValueError(f"fault must be one of {', '.join(FAULTS)} or None, not {fault!r}")
         self.group = group_of(properties)
         self.properties = tuple(properties)
+        self.induction = induction
         antilog = None
         if fault == "table":
             antilog = [int(v) for v in antilog_table(spec)]
@@ -158,6 +161,13 @@ class FormalUpdateUnit(wiring.Component):
         self._check(m, "no_phantom", ~emit | (inflight > 0))
         self._check(m, "no_phantom", inflight <= lat)
 
+        # With ``induction``, the invariants that make the counts inductive: what is in flight is what the valid
+        # bits say, and the tracked beat is where ``moves`` says with ``ahead`` valid bits after it. (They cost
+        # bounded model checking minutes: the sums.)
+        valid = unit.valid_bits
+        if self.induction:
+            self._check(m, "no_phantom", inflight == sum(valid))
+
         tracking, done = Signal(), Signal()
         ahead, moves = Signal(span), Signal(span)
         with m.If(~tracking & ~done & accept & self.pick):
@@ -165,6 +175,10 @@ class FormalUpdateUnit(wiring.Component):
         with m.If(tracking):
             out = emit & (ahead == 0)
             self._check(m, "order", moves <= lat)
+            if self.induction:
+                self._check(m, "order", moves >= 1)
+                self._check(m, "order", Cat(0, *valid).bit_select(moves, 1))  # the tracked beat's valid bit
+                self._check(m, "order", ahead == sum(Mux(moves <= n, v, 0) for n, v in enumerate(valid)))
             self._check(m, "order", (moves < lat) | (unit.o.valid & (ahead == 0)))
             self._check(m, "order", ~out | (moves == lat))
             with m.If(out):
@@ -210,15 +224,18 @@ class FormalUpdateUnit(wiring.Component):
             self._check(m, "nan_keeps", ~out | ~(y.nan & y.inf))
 
 
-def formal_rtlil(spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"]) -> str:
-    """RTLIL of :class:`FormalUpdateUnit` (asserting ``properties``) as module ``top``."""
-    unit = FormalUpdateUnit(spec, lanes=lanes, fault=fault, properties=properties)
+def formal_rtlil(spec: Spec, *, lanes: int = 1, fault: str | None = None, properties=GROUPS["stream"],
+                 induction: bool = False) -> str:
+    """RTLIL of :class:`FormalUpdateUnit` (asserting ``properties``, with the invariants of k-induction if
+    ``induction``) as module ``top``."""
+    unit = FormalUpdateUnit(spec, lanes=lanes, fault=fault, properties=properties, induction=induction)
     return rtlil.convert(unit, name="top", emit_src=False)
 
 
 @dataclass
 class ProofResult:
-    """One SymbiYosys run: ``status`` (``PASS``, ``FAIL``, ``ERROR``), the properties that failed, the
+    """One SymbiYosys run: ``status`` (``PASS``, ``FAIL``, ``UNKNOWN``: an induction step failed, ``ERROR``:
+    a tool failed), the properties that failed, the
     counterexample trace (a VCD, on failure), the log, the wall time in seconds, the work directory, the
     depth checked and the mode (``bmc`` or ``prove``)."""
 
@@ -293,7 +310,8 @@ def run_sby(rtlil_text: str, *, mode: str, depth: int, skip: int = 0, workdir: s
                           env=_tool_environment((root / "bin").resolve()))
     seconds = time.monotonic() - start
     log = proc.stdout + proc.stderr
-    status = "PASS" if proc.returncode == 0 and "DONE (PASS" in log else "FAIL" if "DONE (FAIL" in log else "ERROR"
+    done = re.search(r"DONE \((PASS|FAIL|UNKNOWN)", log)
+    status = "ERROR" if done is None or (done[1] == "PASS" and proc.returncode) else done[1]
     failed = _failed_properties(log, rtlil_text)
     traces = sorted((root / "unit").glob("engine_*/trace*.vcd"))
     result = ProofResult(status, failed, traces[0] if traces and status == "FAIL" else None, log, seconds, root, depth,
@@ -303,18 +321,23 @@ def run_sby(rtlil_text: str, *, mode: str, depth: int, skip: int = 0, workdir: s
     return result
 
 
-def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, fault: str | None = None,
-          properties=GROUPS["stream"], workdir: str | Path | None = None) -> ProofResult:
-    """Prove ``properties`` (of one group of :data:`GROUPS`) of the unit for ``spec`` with :func:`run_sby`,
-    in the group's mode (:data:`MODES`): ``bmc`` (no counterexample within ``depth`` cycles from reset) or
-    ``prove`` (k-induction of ``depth`` steps: the properties hold in every cycle of every run).
+def prove(spec: Spec, *, lanes: int = 1, depth: int | None = None, mode: str | None = None,
+          fault: str | None = None, properties=GROUPS["stream"], workdir: str | Path | None = None) -> ProofResult:
+    """Prove ``properties`` (of one group of :data:`GROUPS`) of the unit for ``spec`` with :func:`run_sby`.
 
-    ``depth`` defaults to the group's default and must be at least its least depth. The job runs in
-    ``workdir`` (made if missing; a temporary directory, removed after a pass, if None).
+    ``mode`` is one of the group's modes (:data:`MODES`; default its first): ``prove`` (k-induction of
+    ``depth`` steps: the properties hold in every cycle of every run; a failed induction step is
+    ``UNKNOWN``, with no trace from reset) or ``bmc`` (no counterexample within ``depth`` cycles from reset;
+    a failure comes with a trace). ``depth`` defaults to the mode's default and must be at least its least
+    depth. The job runs in ``workdir`` (made if missing; a temporary directory, removed after a pass, if None).
     """
     group = group_of(properties)
-    mode, default, least = MODES[group]
-    note = " (cycles; a beat needs latency + 2 to be followed out)" if group == "stream" else ""
+    modes = MODES[group]
+    mode = next(iter(modes)) if mode is None else mode
+    if mode not in modes:
+        raise ValueError(f"mode must be {' or '.join(modes)} for the {group} group, not {mode!r}")
+    default, least = modes[mode]
+    note = " (cycles; a beat needs latency + 2 to be followed out)" if (group, mode) == ("stream", "bmc") else ""
     depth = default if depth is None else check_int("depth", depth, least, MAX_DEPTH, note=note)
-    return run_sby(formal_rtlil(spec, lanes=lanes, fault=fault, properties=properties), mode=mode, depth=depth,
-                   workdir=workdir)
+    text = formal_rtlil(spec, lanes=lanes, fault=fault, properties=properties, induction=mode == "prove")
+    return run_sby(text, mode=mode, depth=depth, workdir=workdir)

@@ -26,11 +26,19 @@ def _spec(options):
     (POW2, 1),
     (SMALL, 3),
 ], ids=["default", "pow2", "float16-3-lanes"])
-def test_stream_properties_hold(options, lanes, tmp_path):
+def test_stream_properties_hold_in_every_cycle(options, lanes, tmp_path):
     result = prove(_spec(options), lanes=lanes, properties=GROUPS["stream"], workdir=tmp_path)
     assert result.status == "PASS", result.log[-2000:]
     assert result.failed == () and result.trace is None
+    assert (result.mode, result.depth) == ("prove", 1)  # k-induction: unbounded
+
+
+def test_stream_properties_hold_within_a_bound_from_reset(tmp_path):
+    result = prove(_spec(SMALL), mode="bmc", properties=GROUPS["stream"], workdir=tmp_path)
+    assert result.status == "PASS", result.log[-2000:]
     assert result.depth == 25  # latency + 4: a beat accepted in the first cycles is followed to its output
+    with pytest.raises(ValueError, match="mode must be prove for the hold group, not 'bmc'"):
+        prove(_spec(SMALL), mode="bmc", properties=GROUPS["hold"])
 
 
 def test_datapath_equals_the_stages_chained_combinationally(tmp_path):
@@ -78,7 +86,11 @@ def test_cli_passes_and_the_ignored_ready_fails_with_a_trace(tmp_path, capsys, m
     out = capsys.readouterr().out
     assert "hold         PASS" in out and "hold: prove depth 1," in out
 
-    assert main([*argv, "--fault", "stall", "--workdir", str(tmp_path / "bad")]) == 1
+    # Induction cannot tell an unreachable state from a reachable one: the broken unit is UNKNOWN ...
+    assert main([*argv, "--fault", "stall", "--workdir", str(tmp_path / "unknown")]) == 1
+    assert "UNKNOWN (the induction step failed" in capsys.readouterr().out
+    # ... and bounded model checking from reset finds the trace.
+    assert main([*argv, "--bmc", "--fault", "stall", "--workdir", str(tmp_path / "bad")]) == 1
     out = capsys.readouterr().out
     # The job stops at the first failing assertion: outputs lost (``order``) or piling up beyond the
     # pipeline's depth (``no_phantom``), whichever the solver reaches first.

@@ -13,13 +13,13 @@ from lnsim.validation import SpecError
 __all__ = ["add_parser", "run"]
 
 _DESCRIPTION = ("Prove properties of the update unit with yowasp-sby (smtbmc, boolector), in three groups, one job "
-                "each. stream (bounded to --depth cycles from reset, any valid/ready behaviour and any reset): no "
-                "output without an input in flight, and a beat of the solver's choice, accepted in the first depth - "
-                "latency cycles, leaves once, after exactly the beats accepted before it and exactly latency "
-                "advancing cycles. hold (k-induction, every cycle of every run): a stall changes no pipeline data "
-                "register. datapath (bounded, no stalls): every output equals the stages chained combinationally "
-                "applied to its input, for every input, and a NaN gradient keeps k and state. Prints PASS/FAIL per "
-                "property; exits 1 on a failure, naming the counterexample trace (VCD).")
+                "each. stream (k-induction, so every cycle of every run, under any valid/ready behaviour and any "
+                "reset; or with --bmc bounded from reset): no output without an input in flight, and a beat of the "
+                "solver's choice leaves once, after exactly the beats accepted before it and exactly latency "
+                "advancing cycles. hold (k-induction): a stall changes no pipeline data register. datapath "
+                "(bounded, no stalls): every output equals the stages chained combinationally applied to its input, "
+                "for every input, and a NaN gradient keeps k and state. Prints PASS/FAIL per property; exits 1 on a "
+                "failure, naming the counterexample trace (VCD).")
 
 
 def add_parser(sub) -> None:
@@ -27,13 +27,17 @@ def add_parser(sub) -> None:
     p = sub.add_parser("prove", parents=[spec_parent(hardware=True)],
                        help="formal proofs of the update unit (yowasp-sby)", description=_DESCRIPTION)
     p.add_argument("--depth", type=int, default=None,
-                   help="cycles checked (stream, datapath) or steps of induction (hold), at most 1000; at least "
-                        "latency + 2 for stream (default latency + 4: beats accepted in the first cycles are "
-                        "followed out), latency + 1 for datapath (default latency + 3: three beats), 1 for hold "
-                        "(default 1)")
+                   help="steps of induction (stream, hold; default 1) or cycles checked from reset (stream with "
+                        "--bmc: at least latency + 2, default latency + 4, so beats accepted in the first cycles "
+                        "are followed out; datapath: at least latency + 1, default latency + 3, three beats); at "
+                        "most 1000")
+    p.add_argument("--bmc", action="store_true",
+                   help="prove the stream group by bounded model checking from reset (--depth cycles; a failure "
+                        "comes with a counterexample trace from reset) instead of k-induction (every cycle of "
+                        "every run; a failed induction step is UNKNOWN)")
     p.add_argument("--group", choices=("stream", "hold", "datapath", "all"), default="stream",
                    help="stream (default): no_phantom and order; hold: hold; datapath: equivalence and nan_keeps "
-                        "(about 20-35 s each at one lane); all: the three, one job each")
+                        "(about 15-35 s at one lane); all: the three, one job each")
     p.add_argument("--unit", choices=("update", "engine"), default="update",
                    help="update (default): the update unit; engine: the update engine's streams "
                         "(lnsim_testbenches.formal_engine: no_phantom, order, tlast, raw, one job each) on an "
@@ -66,8 +70,9 @@ def run(args) -> int:
     ok = True
     for group in groups:
         try:
-            result = prove(spec, lanes=lanes, depth=args.depth, fault=args.fault, properties=GROUPS[group],
-                           workdir=Path(args.workdir) / group)
+            mode = "bmc" if args.bmc and group == "stream" else None
+            result = prove(spec, lanes=lanes, depth=args.depth, mode=mode, fault=args.fault,
+                           properties=GROUPS[group], workdir=Path(args.workdir) / group)
         except RuntimeError as e:
             raise SpecError(str(e)) from None
         ok = _report(group, GROUPS[group], result) and ok
@@ -100,7 +105,7 @@ def _report(job: str, properties, result) -> bool:
         if result.status == "PASS":
             verdict = "PASS"
         elif prop in result.failed:
-            verdict = "FAIL"
+            verdict = "UNKNOWN (the induction step failed; --bmc looks for a trace)" if result.status == "UNKNOWN" else "FAIL"
         else:
             verdict = "UNKNOWN (the job stopped at the first failure)" if result.failed else result.status
         print(f"{prop:<12} {verdict}")
