@@ -5,7 +5,8 @@ the reset and a ``pick`` flag from free top-level inputs, so the solver chooses 
 that the group's job allows. The properties (:data:`PROPERTIES`, each an ``Assert`` named after it) come in
 three groups (:data:`GROUPS`), each its own job with its own environment and proof mode (:data:`MODES`):
 
-``stream`` (bounded model checking from reset, any valid/ready behaviour and any reset)
+``stream`` (any valid/ready behaviour and any reset; k-induction, with invariants tying the counters to the
+unit's valid bits, or bounded model checking from reset, which gives counterexample traces)
     On the first accepted beat with ``pick`` high the wrapper notes the number of elements still in flight
     ahead of it and follows that one beat down the pipeline. Because the solver may pick any beat, a
     property proved of the tracked beat holds of every beat.
@@ -18,7 +19,7 @@ three groups (:data:`GROUPS`), each its own job with its own environment and pro
         ``latency`` cycles in which the unit advanced (``i.ready`` high), counting the cycle it was
         accepted in.
 
-``hold`` (k-induction: from any state, so for every cycle of every run)
+``hold`` (k-induction: from any state, so for every cycle of every run, as for ``stream``)
     ``hold``
         In a cycle in which the unit does not advance (``i.ready`` low) and no reset comes, every pipeline
         data register keeps its value: a stall is the identity on the data.
@@ -249,9 +250,9 @@ class ProofResult:
     mode: str
 
 
-def _sby_text(mode: str, depth: int, skip: int) -> str:
+def _sby_text(mode: str, depth: int) -> str:
     return "\n".join([
-        "[options]", f"mode {mode}", f"depth {depth}", *([f"skip {skip}"] if skip else []), "multiclock off", "",
+        "[options]", f"mode {mode}", f"depth {depth}", "multiclock off", "",
         "[engines]", "smtbmc boolector", "",
         "[script]", "read_rtlil top.il", "prep -flatten -top top",
         # Tables become logic: a memory is state, which k-induction would start from arbitrary contents.
@@ -290,19 +291,18 @@ def _tool_environment(bin_dir: Path) -> dict:
     return env
 
 
-def run_sby(rtlil_text: str, *, mode: str, depth: int, skip: int = 0, workdir: str | Path | None = None) -> ProofResult:
+def run_sby(rtlil_text: str, *, mode: str, depth: int, workdir: str | Path | None = None) -> ProofResult:
     """Run one SymbiYosys job (engine smtbmc, solver boolector) on ``rtlil_text``, a design with module ``top``
     whose ``Assert`` cells are named by their message.
 
-    ``mode`` is ``bmc`` or ``prove`` (k-induction), ``depth`` the bound in cycles and ``skip`` the number of
-    first cycles whose assertions are not checked. The job runs in ``workdir`` (made if missing; a temporary
-    directory, removed after a pass, if None).
+    ``mode`` is ``bmc`` or ``prove`` (k-induction) and ``depth`` the bound in cycles (or steps of induction).
+    The job runs in ``workdir`` (made if missing; a temporary directory, removed after a pass, if None).
     """
     temporary = workdir is None
     root = Path(tempfile.mkdtemp(prefix="lnsim-prove-") if temporary else workdir)
     root.mkdir(parents=True, exist_ok=True)
     (root / "top.il").write_text(rtlil_text)
-    (root / "unit.sby").write_text(_sby_text(mode, depth, skip))
+    (root / "unit.sby").write_text(_sby_text(mode, depth))
     if (root / "unit").exists():
         shutil.rmtree(root / "unit")
     start = time.monotonic()
